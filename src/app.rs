@@ -1,0 +1,137 @@
+//! The custom handler: binds 127.0.0.1:`FUNCTIONS_CUSTOMHANDLER_PORT` first, then serves.
+//!
+//! Building an [`Application`] reads the policy (a local file, milliseconds) and creates
+//! clients without any network call, so the host's readiness probe (`GET /`) is answered
+//! at once; tables and the queue are created in the background right after.
+
+use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::net::TcpListener;
+use warp::{Filter, http::HeaderValue, reply::Reply};
+
+use crate::{
+    clock::Clock,
+    functions,
+    intake::Intake,
+    policy::{Policy, PolicyError},
+    problem::{ErrorCode, Problem},
+    settings::Settings,
+    storage::{AzureStorage, StoreError, azure::StorageTimeouts},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error("cannot set up storage clients: {0}")]
+    Storage(#[from] StoreError),
+}
+
+/// A bound, ready-to-run handler.
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    intake: Arc<Intake>,
+    storage: AzureStorage,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    /// As [`Application::build`], with the time source tests control.
+    pub async fn build_with_clock(settings: &Settings, clock: Clock) -> Result<Self, StartupError> {
+        let policy = Policy::load(&settings.policy_path)?;
+        let listener = TcpListener::bind(("127.0.0.1", settings.port))
+            .await
+            .map_err(|source| StartupError::Bind {
+                port: settings.port,
+                source,
+            })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind {
+            port: settings.port,
+            source,
+        })?;
+        let storage = AzureStorage::new(&settings.storage, StorageTimeouts::default())?;
+        let intake = Arc::new(Intake {
+            policy: Arc::new(policy),
+            store: Arc::new(storage.clone()),
+            queue: Arc::new(storage.clone()),
+            clock,
+            dry_run: settings.dry_run,
+        });
+        Ok(Self {
+            listener,
+            address,
+            intake,
+            storage,
+        })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let storage = self.storage.clone();
+        tokio::spawn(async move {
+            if let Err(e) = storage.ensure_created().await {
+                tracing::warn!(error = %e, "storage not ready yet; will retry on first use");
+            }
+        });
+        tracing::info!(address = %self.address, "handler listening");
+        warp::serve(routes(self.intake))
+            .incoming(self.listener)
+            .graceful(shutdown)
+            .run()
+            .await;
+    }
+}
+
+/// Every route of the handler, with the headers every answer carries.
+pub fn routes(
+    intake: Arc<Intake>,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    // The host's readiness probe: any answer will do, at once.
+    let probe = warp::path::end()
+        .and(warp::get().or(warp::head()).unify())
+        .map(|| warp::reply::with_status("ok", warp::http::StatusCode::OK).into_response());
+
+    probe
+        .or(functions::signup_http::route(intake))
+        .unify()
+        .recover(|rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
+        .unify()
+        .map(|mut response: warp::reply::Response| {
+            let headers = response.headers_mut();
+            headers.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert("cache-control", HeaderValue::from_static("no-store"));
+            response
+        })
+}
+
+/// Warp's rejections (no route, wrong method) as problem+json.
+fn rejected(rejection: warp::Rejection) -> warp::reply::Response {
+    let problem = if rejection.is_not_found() {
+        Problem::new(ErrorCode::NotFound, "There is nothing at this address.")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        Problem::new(
+            ErrorCode::MethodNotAllowed,
+            "This address does not take that method.",
+        )
+    } else {
+        Problem::new(
+            ErrorCode::InvalidRequest,
+            "The request could not be understood.",
+        )
+    };
+    problem.into_response()
+}

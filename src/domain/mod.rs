@@ -1,0 +1,12 @@
+//! The sign-up vocabulary as types that cannot hold a bad value.
+//!
+//! Everything that crosses an edge (HTTP form, table row, policy file) is parsed into these
+//! once; the rest of the crate never re-checks a string.
+
+mod email;
+mod request;
+mod text;
+
+pub use email::{EmailAddress, EmailDomain, EmailError};
+pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
+pub use text::{DisplayName, FreeText, TextError};

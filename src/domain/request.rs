@@ -1,0 +1,160 @@
+//! A sign-up request: its id, its status and the record kept in table `SignupRequests`.
+
+use std::{fmt, str::FromStr};
+
+use time::OffsetDateTime;
+
+use super::{DisplayName, EmailAddress, FreeText};
+
+/// A request id: a ULID, so ids are unique without coordination and rows sort by time.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(ulid::Ulid);
+
+impl RequestId {
+    pub fn new() -> Self {
+        Self(ulid::Ulid::new())
+    }
+
+    pub fn parse(input: &str) -> Option<Self> {
+        ulid::Ulid::from_string(input).ok().map(Self)
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({})", self.0)
+    }
+}
+
+/// The key of an access option in the policy (`partner-portal`): lower-case letters,
+/// digits, `-` and `_`, 1–64 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccessKey(String);
+
+impl AccessKey {
+    pub fn parse(input: &str) -> Option<Self> {
+        let valid = (1..=64).contains(&input.len())
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && input.as_bytes()[0].is_ascii_alphanumeric();
+        valid.then(|| Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a request stands. Stored by name in the `Status` column; the names are part of
+/// the contract with administrators' tools (DESIGN.md, Storage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestStatus {
+    /// Row written; the queue message may not be sent yet (a crash here is visible later).
+    Accepted,
+    /// Message sent; waiting for the invitation worker.
+    Queued,
+    /// Waiting for an administrator's decision.
+    PendingApproval,
+    /// A worker holds the lease and is talking to Graph.
+    Inviting,
+    /// Invitation sent and group memberships added.
+    Invited,
+    /// Refused by an administrator (or the decision deadline passed).
+    Denied,
+    /// Ended without an invitation; `Reason` says why.
+    Failed,
+}
+
+impl RequestStatus {
+    pub const ALL: [Self; 7] = [
+        Self::Accepted,
+        Self::Queued,
+        Self::PendingApproval,
+        Self::Inviting,
+        Self::Invited,
+        Self::Denied,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accepted => "Accepted",
+            Self::Queued => "Queued",
+            Self::PendingApproval => "PendingApproval",
+            Self::Inviting => "Inviting",
+            Self::Invited => "Invited",
+            Self::Denied => "Denied",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// Live or successful: a repeat sign-up for the same address is answered with this
+    /// request instead of starting another. After `Failed` or `Denied` a new one may start.
+    pub fn blocks_new_request(self) -> bool {
+        !matches!(self, Self::Failed | Self::Denied)
+    }
+}
+
+impl fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RequestStatus {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// One sign-up request as recorded in table `SignupRequests` (PartitionKey = the e-mail
+/// domain, RowKey = the id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignupRequest {
+    pub id: RequestId,
+    pub email: EmailAddress,
+    pub display_name: DisplayName,
+    pub access: AccessKey,
+    pub company: Option<FreeText>,
+    pub justification: Option<FreeText>,
+    pub status: RequestStatus,
+    /// Why the request is where it is (`Failed`, `Denied`, dry run); never a secret.
+    pub reason: Option<String>,
+    /// How many times a worker has started on it.
+    pub attempts: u32,
+    /// The guest's object id in Entra, once invited.
+    pub invited_user_id: Option<String>,
+    /// Graph's `request-id` of the last call, for Microsoft support cases.
+    pub graph_request_id: Option<String>,
+    pub created_at: OffsetDateTime,
+    /// Also the freshness of the `Inviting` lease.
+    pub updated_at: OffsetDateTime,
+    /// Who approved or denied it.
+    pub decided_by: Option<String>,
+    /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.
+    pub dry_run: bool,
+}

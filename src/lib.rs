@@ -1,0 +1,32 @@
+//! b2b-signup: self-service, policy-based sign-up for Microsoft Entra ID B2B collaboration,
+//! run as an Azure Functions custom handler.
+//!
+//! # Layout
+//!
+//! Follow a sign-up from the edge inwards:
+//!
+//! - [`functions`]: one module per Functions folder. `signup_http` is `POST /api/signup`:
+//!   content type, size and field rules, and the answer (202 or problem+json).
+//! - [`intake`]: what happens to a valid sign-up: policy decision, one request per address,
+//!   the row in `SignupRequests`, the message on `signup-requests`.
+//! - [`policy`]: the organisation's rules (`policy.json`), validated at start-up, and domain
+//!   matching.
+//! - [`domain`]: e-mail addresses, names, request ids and statuses as types that cannot hold
+//!   a bad value.
+//! - [`storage`]: the request table and the queue behind small traits; the Azure crates stay
+//!   inside it.
+//! - [`problem`]: RFC 9457 errors with stable codes.
+//! - [`app`]: binds the port first, then serves every route; [`settings`] reads every
+//!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod domain;
+pub mod functions;
+pub mod intake;
+pub mod policy;
+pub mod problem;
+pub mod settings;
+pub mod storage;
+pub mod telemetry;

@@ -1,0 +1,167 @@
+//! The inviting organisation's rules: which e-mail domains may sign up, how (invite at
+//! once, wait for approval, refuse), and which access options (Entra groups) follow.
+//!
+//! `document` is the JSON file as written; [`Policy`] is the validated form the rest of the
+//! crate uses. A policy that does not validate never loads: start-up stops with an error
+//! that names the place (`rules[2].domains[0]`).
+
+mod document;
+mod matching;
+
+use std::{collections::BTreeMap, path::Path};
+
+use crate::domain::{AccessKey, EmailDomain};
+
+pub use matching::DomainPattern;
+
+/// What a rule (or the default) says to do with a sign-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Invite at once.
+    Invite,
+    /// Store the request and wait for an administrator.
+    Approve,
+    /// Refuse.
+    Deny,
+}
+
+/// An access option: what a partner asks for, and the Entra groups it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessOption {
+    pub key: AccessKey,
+    pub display_name: String,
+    /// Entra group object ids (GUIDs, lower-case).
+    pub groups: Vec<String>,
+}
+
+/// How the invitation is sent (Graph `POST /invitations` fields), after rule overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitationSettings {
+    pub redirect_url: String,
+    pub send_invitation_message: bool,
+    pub message: Option<String>,
+    pub message_language: Option<String>,
+}
+
+/// One validated rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Its position in the file, for "explain" and error messages.
+    pub index: usize,
+    pub domains: Vec<DomainPattern>,
+    pub action: Action,
+    /// Access options the rule allows, in the order written; the first is the default.
+    pub access: Vec<AccessKey>,
+    pub invitation: InvitationSettings,
+}
+
+/// A loaded, validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    options: BTreeMap<AccessKey, AccessOption>,
+    rules: Vec<Rule>,
+    /// The rule for domains no rule matches (`index` is `usize::MAX`, no domains).
+    default_rule: Rule,
+    index: matching::DomainIndex,
+}
+
+/// The policy's answer for one domain.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    policy: &'a Policy,
+    /// `None` when the default applied.
+    pub rule: Option<&'a Rule>,
+}
+
+/// Why the policy refuses a sign-up.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("sign-up is not open to this e-mail domain")]
+    DomainNotAllowed,
+    #[error("this access option is not available for this e-mail domain")]
+    AccessNotAllowed,
+}
+
+/// A policy file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("policy is not valid JSON of the expected shape: {0}")]
+    Syntax(#[from] serde_json::Error),
+    #[error("policy {place}: {message}")]
+    Invalid { place: String, message: String },
+}
+
+impl Policy {
+    /// Reads and validates the policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_json(&text)
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        let document: document::PolicyDocument = serde_json::from_str(text)?;
+        document.validate()
+    }
+
+    /// The rule that applies to `domain`: an exact match first, then the longest matching
+    /// `*.` wildcard, else the default.
+    pub fn decide(&self, domain: &EmailDomain) -> Decision<'_> {
+        let rule = self.index.find(domain).map(|i| &self.rules[i]);
+        Decision { policy: self, rule }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn access_option(&self, key: &AccessKey) -> Option<&AccessOption> {
+        self.options.get(key)
+    }
+
+    pub fn access_options(&self) -> impl Iterator<Item = &AccessOption> {
+        self.options.values()
+    }
+}
+
+impl<'a> Decision<'a> {
+    fn effective_rule(&self) -> &'a Rule {
+        self.rule.unwrap_or(&self.policy.default_rule)
+    }
+
+    pub fn action(&self) -> Action {
+        self.effective_rule().action
+    }
+
+    pub fn invitation(&self) -> &'a InvitationSettings {
+        &self.effective_rule().invitation
+    }
+
+    /// The access option a sign-up gets: the requested one if the rule allows it, the
+    /// rule's first option when none was requested. A deny rule allows nothing.
+    pub fn access(&self, requested: Option<&str>) -> Result<&'a AccessOption, Refusal> {
+        let rule = self.effective_rule();
+        if rule.action == Action::Deny {
+            return Err(Refusal::DomainNotAllowed);
+        }
+        let key = match requested {
+            None => rule.access.first(),
+            Some(wanted) => rule.access.iter().find(|key| key.as_str() == wanted),
+        }
+        .ok_or(Refusal::AccessNotAllowed)?;
+        self.policy
+            .options
+            .get(key)
+            .ok_or(Refusal::AccessNotAllowed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

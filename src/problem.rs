@@ -1,0 +1,160 @@
+//! RFC 9457 problem details: the only error shape the public API answers with.
+//!
+//! Each [`ErrorCode`] is part of the public contract (DESIGN.md): the sign-up page maps them
+//! to messages, so they never change meaning. `detail` is written for a person and never
+//! carries internal text (storage, Graph or stack traces).
+
+use serde::Serialize;
+use warp::http::{HeaderValue, StatusCode, header};
+
+/// Stable, snake_case error codes of the public API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidEmail,
+    InvalidDisplayName,
+    InvalidField,
+    InvalidRequest,
+    DomainNotAllowed,
+    AccessNotAllowed,
+    CaptchaFailed,
+    RateLimited,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    NotFound,
+    MethodNotAllowed,
+    ServiceUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidEmail => "invalid_email",
+            Self::InvalidDisplayName => "invalid_display_name",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidRequest => "invalid_request",
+            Self::DomainNotAllowed => "domain_not_allowed",
+            Self::AccessNotAllowed => "access_not_allowed",
+            Self::CaptchaFailed => "captcha_failed",
+            Self::RateLimited => "rate_limited",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::InternalError => "internal_error",
+        }
+    }
+
+    /// The HTTP status each code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidEmail
+            | Self::InvalidDisplayName
+            | Self::InvalidField
+            | Self::InvalidRequest
+            | Self::CaptchaFailed => StatusCode::BAD_REQUEST,
+            Self::DomainNotAllowed | Self::AccessNotAllowed => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::InvalidEmail => "Invalid e-mail address",
+            Self::InvalidDisplayName => "Invalid display name",
+            Self::InvalidField => "Invalid field",
+            Self::InvalidRequest => "Invalid request",
+            Self::DomainNotAllowed => "Sign-up is not open to this domain",
+            Self::AccessNotAllowed => "This access is not available",
+            Self::CaptchaFailed => "Captcha check failed",
+            Self::RateLimited => "Too many requests",
+            Self::PayloadTooLarge => "Request too large",
+            Self::UnsupportedMediaType => "Unsupported content type",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::ServiceUnavailable => "Service temporarily unavailable",
+            Self::InternalError => "Internal error",
+        }
+    }
+}
+
+/// A problem+json answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'static str,
+    status: u16,
+    detail: String,
+    code: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'static str>,
+    /// Seconds, sent as the `Retry-After` header (429 and 503).
+    #[serde(skip)]
+    retry_after: Option<u32>,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: format!("urn:b2b-signup:problem:{}", code.as_str()),
+            title: code.title(),
+            status: code.status().as_u16(),
+            detail: detail.into(),
+            code,
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// A problem with one input field, named as the form names it.
+    pub fn field(code: ErrorCode, field: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field),
+            ..Self::new(code, detail)
+        }
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Storage or another dependency is down: the caller should try again shortly.
+    pub fn unavailable() -> Self {
+        Self::new(
+            ErrorCode::ServiceUnavailable,
+            "The service cannot take sign-ups right now. Please try again in a minute.",
+        )
+        .retry_after(30)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+}
+
+impl warp::Reply for Problem {
+    fn into_response(self) -> warp::reply::Response {
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = warp::reply::Response::new(body.into());
+        *response.status_mut() = self.code.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,292 @@
+//! [`RequestStore`] and [`SignupQueue`] on Azure Table and Queue storage (or Azurite),
+//! through the community 0.21 crates.
+//!
+//! Built without any network call (the host gives ~30 s to bind): tables and the queue
+//! are created on first use, once per process, and again on the next call if that failed.
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use azure_core::{
+    ClientOptions, ExponentialRetryOptions, RetryOptions, TransportOptions, error::ErrorKind,
+};
+use azure_data_tables::{
+    IfMatchCondition,
+    clients::{EntityClient, TableClient, TableServiceClientBuilder},
+};
+use azure_storage::StorageCredentials;
+use azure_storage_queues::{QueueClient, QueueServiceClientBuilder};
+use base64::Engine;
+use tokio::sync::OnceCell;
+
+use super::{
+    ADDRESSES_TABLE, AddressClaim, ETag, INVITE_QUEUE, InviteMessage, REQUESTS_TABLE, RequestStore,
+    SignupQueue, StorageAccount, StorageAuth, StoreError, Versioned,
+    entity::{ClaimEntity, RequestEntity, check_key},
+};
+use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
+
+/// Time limits for every storage call. Retries inside the SDK are few and short: the
+/// caller (an HTTP request or a queue invocation) has its own retry story.
+#[derive(Debug, Clone, Copy)]
+pub struct StorageTimeouts {
+    pub connect: Duration,
+    pub request: Duration,
+    pub retries: u32,
+}
+
+impl Default for StorageTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(3),
+            request: Duration::from_secs(10),
+            retries: 2,
+        }
+    }
+}
+
+/// Clients for the account's tables and queue; cheap to clone and shared by all requests.
+#[derive(Clone)]
+pub struct AzureStorage {
+    requests: TableClient,
+    addresses: TableClient,
+    queue: QueueClient,
+    /// Created-once markers; `OnceCell` retries initialisation after a failure.
+    ready_tables: Arc<OnceCell<()>>,
+    ready_queue: Arc<OnceCell<()>>,
+}
+
+impl AzureStorage {
+    pub fn new(account: &StorageAccount, timeouts: StorageTimeouts) -> Result<Self, StoreError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeouts.connect)
+            .timeout(timeouts.request)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let options = ClientOptions::new(TransportOptions::new(Arc::new(http))).retry(
+            RetryOptions::exponential(
+                ExponentialRetryOptions::default()
+                    .max_retries(timeouts.retries)
+                    .initial_delay(Duration::from_millis(100))
+                    .max_total_elapsed(timeouts.request * 2),
+            ),
+        );
+        let credentials = credentials(&account.auth)?;
+        let tables =
+            TableServiceClientBuilder::with_location(account.table_location(), credentials.clone())
+                .client_options(options.clone())
+                .build();
+        let queues =
+            QueueServiceClientBuilder::with_location(account.queue_location(), credentials)
+                .client_options(options)
+                .build();
+        Ok(Self {
+            requests: tables.table_client(REQUESTS_TABLE),
+            addresses: tables.table_client(ADDRESSES_TABLE),
+            queue: queues.queue_client(INVITE_QUEUE),
+            ready_tables: Arc::default(),
+            ready_queue: Arc::default(),
+        })
+    }
+
+    /// Creates the tables and the queue if missing. Called lazily; also useful right after
+    /// start-up to warm connections.
+    pub async fn ensure_created(&self) -> Result<(), StoreError> {
+        self.tables().await?;
+        self.queue().await?;
+        Ok(())
+    }
+
+    async fn tables(&self) -> Result<(), StoreError> {
+        self.ready_tables
+            .get_or_try_init(|| async {
+                for table in [&self.requests, &self.addresses] {
+                    match table.create().await {
+                        Ok(_) => {}
+                        Err(e) if http_status(&e) == Some(409) => {} // TableAlreadyExists
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .copied()
+    }
+
+    async fn queue(&self) -> Result<&QueueClient, StoreError> {
+        self.ready_queue
+            .get_or_try_init(|| async {
+                // Create Queue is idempotent: 201 when new, 204 when it exists.
+                self.queue.create().await.map(drop).map_err(unavailable)
+            })
+            .await?;
+        Ok(&self.queue)
+    }
+}
+
+fn credentials(auth: &StorageAuth) -> Result<StorageCredentials, StoreError> {
+    match auth {
+        StorageAuth::SharedKey { account, key } => Ok(StorageCredentials::access_key(
+            account.clone(),
+            azure_core::auth::Secret::new(key.clone()),
+        )),
+        StorageAuth::Sas(token) => {
+            StorageCredentials::sas_token(token.clone()).map_err(unavailable)
+        }
+        StorageAuth::ManagedIdentity => {
+            let credential = azure_identity::AppServiceManagedIdentityCredential::create(
+                azure_identity::TokenCredentialOptions::default(),
+            )
+            .map_err(unavailable)?;
+            Ok(StorageCredentials::token_credential(Arc::new(credential)))
+        }
+    }
+}
+
+fn http_status(error: &azure_core::Error) -> Option<u16> {
+    match error.kind() {
+        ErrorKind::HttpResponse { status, .. } => Some(u16::from(*status)),
+        _ => None,
+    }
+}
+
+fn unavailable(error: azure_core::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(error))
+}
+
+/// 409 (exists) and 412 (ETag mismatch) mean someone else won; 404 on a conditional
+/// update means the entity is gone, which for a compare-and-swap is the same.
+fn write_error(error: azure_core::Error) -> StoreError {
+    match http_status(&error) {
+        Some(404 | 409 | 412) => StoreError::Conflict,
+        _ => unavailable(error),
+    }
+}
+
+async fn get_entity<T>(client: EntityClient) -> Result<Option<(T, ETag)>, StoreError>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    match client.get::<T>().await {
+        Ok(response) => Ok(Some((response.entity, ETag(response.etag.to_string())))),
+        Err(e) if http_status(&e) == Some(404) => Ok(None),
+        Err(e) if matches!(e.kind(), ErrorKind::DataConversion) => Err(StoreError::Corrupt(
+            "entity does not have the expected columns".into(),
+        )),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+#[async_trait]
+impl RequestStore for AzureStorage {
+    async fn insert(&self, request: &SignupRequest) -> Result<ETag, StoreError> {
+        self.tables().await?;
+        let entity = RequestEntity::from_request(request)?;
+        let response = self
+            .requests
+            .insert::<_, serde::de::IgnoredAny>(&entity)
+            .map_err(unavailable)?
+            .await
+            .map_err(write_error)?;
+        Ok(ETag(response.etag.to_string()))
+    }
+
+    async fn get(
+        &self,
+        domain: &EmailDomain,
+        id: &RequestId,
+    ) -> Result<Option<Versioned<SignupRequest>>, StoreError> {
+        self.tables().await?;
+        let client = self
+            .requests
+            .partition_key_client(check_key(domain.as_str())?)
+            .entity_client(id.to_string());
+        match get_entity::<RequestEntity>(client).await? {
+            Some((entity, etag)) => Ok(Some(Versioned {
+                value: entity.into_request()?,
+                etag,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn replace(&self, request: &SignupRequest, etag: &ETag) -> Result<ETag, StoreError> {
+        self.tables().await?;
+        let entity = RequestEntity::from_request(request)?;
+        let response = self
+            .requests
+            .partition_key_client(&entity.partition_key)
+            .entity_client(&entity.row_key)
+            .update(&entity, IfMatchCondition::Etag(etag.0.clone().into()))
+            .map_err(unavailable)?
+            .await
+            .map_err(write_error)?;
+        Ok(ETag(response.etag.to_string()))
+    }
+
+    async fn claim_of(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<Versioned<AddressClaim>>, StoreError> {
+        self.tables().await?;
+        let client = self
+            .addresses
+            .partition_key_client(check_key(email.domain().as_str())?)
+            .entity_client(check_key(&email.canonical_local())?);
+        match get_entity::<ClaimEntity>(client).await? {
+            Some((entity, etag)) => Ok(Some(Versioned {
+                value: entity.into_claim()?,
+                etag,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_claim(
+        &self,
+        email: &EmailAddress,
+        claim: &AddressClaim,
+        expected: Option<&ETag>,
+    ) -> Result<ETag, StoreError> {
+        self.tables().await?;
+        let entity = ClaimEntity::new(email, claim)?;
+        let etag = match expected {
+            None => {
+                self.addresses
+                    .insert::<_, serde::de::IgnoredAny>(&entity)
+                    .map_err(unavailable)?
+                    .await
+                    .map_err(write_error)?
+                    .etag
+            }
+            Some(etag) => {
+                self.addresses
+                    .partition_key_client(&entity.partition_key)
+                    .entity_client(&entity.row_key)
+                    .update(&entity, IfMatchCondition::Etag(etag.0.clone().into()))
+                    .map_err(unavailable)?
+                    .await
+                    .map_err(write_error)?
+                    .etag
+            }
+        };
+        Ok(ETag(etag.to_string()))
+    }
+}
+
+#[async_trait]
+impl SignupQueue for AzureStorage {
+    async fn send(&self, message: &InviteMessage) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(message).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        // The Functions host decodes queue messages as base64 (host.json messageEncoding);
+        // the 0.21 crate sends text as given, so encode here.
+        let body = base64::engine::general_purpose::STANDARD.encode(json);
+        self.queue()
+            .await?
+            .put_message(body)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Table rows as they are stored, and their conversion to and from domain types.
+//!
+//! Dates are written as `Edm.DateTime` so Storage Explorer and OData filters
+//! (`CreatedAt ge datetime'…'`) treat them as dates. Keys need no escaping: a domain is
+//! `[a-z0-9.-]`, a request id is Crockford base32 and a canonical local part is
+//! `[a-z0-9.'_-]`, none of which Table Storage forbids (`/ \ # ?`, control characters);
+//! [`check_key`] asserts it at the edge anyway.
+
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+use super::{AddressClaim, StoreError};
+use crate::domain::{AccessKey, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest};
+
+const EDM_DATETIME: &str = "Edm.DateTime";
+
+fn edm_datetime() -> &'static str {
+    EDM_DATETIME
+}
+
+/// Refuses a key Table Storage would reject, so a bug shows up as a clear error instead of
+/// a 400 from the service.
+pub(super) fn check_key(key: &str) -> Result<&str, StoreError> {
+    let forbidden = |c: char| matches!(c, '/' | '\\' | '#' | '?') || c.is_control();
+    if key.is_empty() || key.len() > 1024 || key.contains(forbidden) {
+        return Err(StoreError::Corrupt(format!(
+            "{key:?} cannot be a table key"
+        )));
+    }
+    Ok(key)
+}
+
+pub(super) fn format_time(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
+
+fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|_| StoreError::Corrupt(format!("{field} is not a date")))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct RequestEntity {
+    pub partition_key: String,
+    pub row_key: String,
+    pub email: String,
+    pub display_name: String,
+    pub access: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub justification: Option<String>,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_request_id: Option<String>,
+    pub created_at: String,
+    #[serde(
+        rename = "CreatedAt@odata.type",
+        skip_deserializing,
+        default = "edm_datetime"
+    )]
+    created_at_type: &'static str,
+    pub updated_at: String,
+    #[serde(
+        rename = "UpdatedAt@odata.type",
+        skip_deserializing,
+        default = "edm_datetime"
+    )]
+    updated_at_type: &'static str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+impl RequestEntity {
+    pub(super) fn from_request(request: &SignupRequest) -> Result<Self, StoreError> {
+        Ok(Self {
+            partition_key: check_key(request.email.domain().as_str())?.to_owned(),
+            row_key: check_key(&request.id.to_string())?.to_owned(),
+            email: request.email.as_str().to_owned(),
+            display_name: request.display_name.as_str().to_owned(),
+            access: request.access.as_str().to_owned(),
+            company: request.company.as_ref().map(|t| t.as_str().to_owned()),
+            justification: request
+                .justification
+                .as_ref()
+                .map(|t| t.as_str().to_owned()),
+            status: request.status.as_str().to_owned(),
+            reason: request.reason.clone(),
+            attempts: request.attempts,
+            invited_user_id: request.invited_user_id.clone(),
+            graph_request_id: request.graph_request_id.clone(),
+            created_at: format_time(request.created_at),
+            created_at_type: EDM_DATETIME,
+            updated_at: format_time(request.updated_at),
+            updated_at_type: EDM_DATETIME,
+            decided_by: request.decided_by.clone(),
+            dry_run: request.dry_run,
+        })
+    }
+
+    pub(super) fn into_request(self) -> Result<SignupRequest, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!("{what} of row {} is not valid", self.row_key))
+        };
+        let email = EmailAddress::parse(&self.email).map_err(|_| corrupt("Email"))?;
+        if email.domain().as_str() != self.partition_key {
+            return Err(corrupt("PartitionKey"));
+        }
+        Ok(SignupRequest {
+            id: RequestId::parse(&self.row_key).ok_or_else(|| corrupt("RowKey"))?,
+            display_name: DisplayName::parse(&self.display_name)
+                .map_err(|_| corrupt("DisplayName"))?,
+            access: AccessKey::parse(&self.access).ok_or_else(|| corrupt("Access"))?,
+            company: FreeText::parse_optional(self.company.as_deref(), usize::MAX)
+                .map_err(|_| corrupt("Company"))?,
+            justification: FreeText::parse_optional(self.justification.as_deref(), usize::MAX)
+                .map_err(|_| corrupt("Justification"))?,
+            status: self.status.parse().map_err(|()| corrupt("Status"))?,
+            created_at: parse_time("CreatedAt", &self.created_at)?,
+            updated_at: parse_time("UpdatedAt", &self.updated_at)?,
+            email,
+            reason: self.reason,
+            attempts: self.attempts,
+            invited_user_id: self.invited_user_id,
+            graph_request_id: self.graph_request_id,
+            decided_by: self.decided_by,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct ClaimEntity {
+    pub partition_key: String,
+    pub row_key: String,
+    pub request_id: String,
+    pub claimed_at: String,
+    #[serde(
+        rename = "ClaimedAt@odata.type",
+        skip_deserializing,
+        default = "edm_datetime"
+    )]
+    claimed_at_type: &'static str,
+}
+
+impl ClaimEntity {
+    pub(super) fn new(email: &EmailAddress, claim: &AddressClaim) -> Result<Self, StoreError> {
+        Ok(Self {
+            partition_key: check_key(email.domain().as_str())?.to_owned(),
+            row_key: check_key(&email.canonical_local())?.to_owned(),
+            request_id: claim.request_id.to_string(),
+            claimed_at: format_time(claim.claimed_at),
+            claimed_at_type: EDM_DATETIME,
+        })
+    }
+
+    pub(super) fn into_claim(self) -> Result<AddressClaim, StoreError> {
+        Ok(AddressClaim {
+            request_id: RequestId::parse(&self.request_id)
+                .ok_or_else(|| StoreError::Corrupt("RequestId of an address claim".into()))?,
+            claimed_at: parse_time("ClaimedAt", &self.claimed_at)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_with_forbidden_characters_are_refused() {
+        for key in ["a/b", "a\\b", "a#b", "a?b", "a\u{1}b", ""] {
+            assert!(check_key(key).is_err(), "{key:?}");
+        }
+        assert!(check_key("contoso.com").is_ok());
+        assert!(check_key("o'brien-x_y.z").is_ok());
+    }
+
+    #[test]
+    fn dates_are_typed_for_odata() {
+        let claim = AddressClaim {
+            request_id: RequestId::new(),
+            claimed_at: time::macros::datetime!(2026-11-24 01:02:03.5 UTC),
+        };
+        let email = EmailAddress::parse("Ada@Contoso.com").unwrap();
+        let json = serde_json::to_value(ClaimEntity::new(&email, &claim).unwrap()).unwrap();
+        assert_eq!(json["ClaimedAt"], "2026-11-24T01:02:03.5Z");
+        assert_eq!(json["ClaimedAt@odata.type"], "Edm.DateTime");
+        assert_eq!(
+            json["RowKey"], "ada",
+            "claims compare addresses case-insensitively"
+        );
+    }
+}

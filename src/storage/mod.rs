@@ -1,0 +1,127 @@
+//! Durable state: the request table and the invitation queue, behind small traits.
+//!
+//! The Azure crates (community 0.21 family) no longer receive fixes, so they stay inside
+//! `azure.rs`; everything else talks to [`RequestStore`] and [`SignupQueue`].
+//!
+//! Every status change is a compare-and-swap on the row's ETag: a concurrent or repeated
+//! delivery gets [`StoreError::Conflict`] instead of overwriting a newer state.
+
+pub mod azure;
+mod connection;
+mod entity;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
+
+pub use azure::AzureStorage;
+pub use connection::{ConnectionError, StorageAccount, StorageAuth};
+
+/// Table of sign-up requests (PartitionKey = domain, RowKey = request id).
+pub const REQUESTS_TABLE: &str = "SignupRequests";
+/// Table of which request each address currently has (PartitionKey = domain, RowKey = the
+/// lower-cased local part): the atomic claim that keeps a second sign-up for one address
+/// from starting a second invitation.
+pub const ADDRESSES_TABLE: &str = "SignupAddresses";
+/// Queue the invitation worker (`InviteQueue`) is triggered by.
+pub const INVITE_QUEUE: &str = "signup-requests";
+
+/// An entity's version tag, for If-Match.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ETag(pub(crate) String);
+
+impl fmt::Debug for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ETag({})", self.0)
+    }
+}
+
+/// A value read from storage with the version it had.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    pub value: T,
+    pub etag: ETag,
+}
+
+/// Which request an address has; see [`ADDRESSES_TABLE`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressClaim {
+    pub request_id: RequestId,
+    pub claimed_at: OffsetDateTime,
+}
+
+/// The invitation message: it only points at the row, which holds the data.
+/// Versioned so a future worker can tell old messages from new ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteMessage {
+    pub v: u32,
+    pub request_id: String,
+    pub domain: String,
+}
+
+impl InviteMessage {
+    pub const VERSION: u32 = 1;
+
+    pub fn new(request: &SignupRequest) -> Self {
+        Self {
+            v: Self::VERSION,
+            request_id: request.id.to_string(),
+            domain: request.email.domain().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The entity changed (412) or already exists (409): someone else got there first.
+    #[error("the entity was changed or created concurrently")]
+    Conflict,
+    /// A stored row that does not parse (edited by hand, or written by a newer version).
+    #[error("stored entity is not valid: {0}")]
+    Corrupt(String),
+    /// Storage could not be reached or answered with an error; worth retrying later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Rows of table `SignupRequests` and `SignupAddresses`.
+#[async_trait]
+pub trait RequestStore: Send + Sync {
+    /// Inserts a new row; `Conflict` if the id exists.
+    async fn insert(&self, request: &SignupRequest) -> Result<ETag, StoreError>;
+
+    async fn get(
+        &self,
+        domain: &EmailDomain,
+        id: &RequestId,
+    ) -> Result<Option<Versioned<SignupRequest>>, StoreError>;
+
+    /// Replaces the row if it still has `etag`; `Conflict` otherwise.
+    async fn replace(&self, request: &SignupRequest, etag: &ETag) -> Result<ETag, StoreError>;
+
+    async fn claim_of(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<Versioned<AddressClaim>>, StoreError>;
+
+    /// Points `email` at a request: inserts when `expected` is `None`, else replaces the
+    /// claim that has that ETag. `Conflict` when another sign-up got there first.
+    async fn put_claim(
+        &self,
+        email: &EmailAddress,
+        claim: &AddressClaim,
+        expected: Option<&ETag>,
+    ) -> Result<ETag, StoreError>;
+}
+
+/// The `signup-requests` queue.
+#[async_trait]
+pub trait SignupQueue: Send + Sync {
+    /// Sends the message, base64-encoded as host.json's `messageEncoding` says.
+    async fn send(&self, message: &InviteMessage) -> Result<(), StoreError>;
+}

@@ -1,0 +1,299 @@
+//! `spawn_app()`: an Azurite of its own (in memory, OS-chosen ports, telemetry off) and the
+//! handler on port 0, with a policy written for the test.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use azure_storage::{CloudLocation, StorageCredentials};
+use azure_storage_queues::QueueServiceClientBuilder;
+use b2b_signup::{
+    app::Application,
+    clock::{Clock, ManualTime},
+    domain::{EmailDomain, RequestId, SignupRequest},
+    settings::{LogFormat, Settings},
+    storage::{AzureStorage, InviteMessage, RequestStore, StorageAccount, azure::StorageTimeouts},
+};
+use base64::Engine;
+
+pub const GROUP_A: &str = "11111111-1111-1111-1111-111111111111";
+pub const GROUP_B: &str = "22222222-2222-2222-2222-222222222222";
+
+/// contoso.com invites, fabrikam.com (and subdomains) waits for approval, gmail.com is
+/// refused, everything else is refused by default.
+pub fn default_policy() -> String {
+    format!(
+        r#"{{
+        "defaultAction": "deny",
+        "accessOptions": {{
+            "partner-portal": {{ "displayName": "Partner portal", "groups": ["{GROUP_A}"] }},
+            "sales-extranet": {{ "displayName": "Sales extranet", "groups": ["{GROUP_A}", "{GROUP_B}"] }}
+        }},
+        "rules": [
+            {{ "domains": ["contoso.com"], "action": "invite", "access": ["partner-portal", "sales-extranet"] }},
+            {{ "domains": ["fabrikam.com", "*.fabrikam.com"], "action": "approve", "access": ["partner-portal"] }},
+            {{ "domains": ["gmail.com"], "action": "deny" }}
+        ]
+    }}"#
+    )
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One Azurite process, killed when dropped.
+pub struct Azurite {
+    child: Child,
+    pub table_port: u16,
+    pub queue_port: u16,
+    pub blob_port: u16,
+}
+
+impl Azurite {
+    pub fn start() -> Self {
+        let bin = repo_root().join("node_modules/.bin/azurite");
+        assert!(
+            bin.exists(),
+            "Azurite is not installed: run `npm ci` in {}",
+            repo_root().display()
+        );
+        let mut child = Command::new(bin)
+            .args([
+                "--inMemoryPersistence",
+                "--disableTelemetry",
+                "--extentMemoryLimit",
+                "64",
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                "0",
+                "--queueHost",
+                "127.0.0.1",
+                "--queuePort",
+                "0",
+                "--tableHost",
+                "127.0.0.1",
+                "--tablePort",
+                "0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("Azurite starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (ports_tx, ports_rx) = mpsc::channel();
+        // Read the "listening" lines, then keep draining so Azurite never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Some(rest) = line.strip_prefix("Azurite ") else {
+                    continue;
+                };
+                let Some((service, url)) =
+                    rest.split_once(" service is successfully listening at ")
+                else {
+                    continue;
+                };
+                if let Some(port) = url
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                {
+                    let _ = ports_tx.send((service.to_owned(), port));
+                }
+            }
+        });
+        let (mut table, mut queue, mut blob) = (None, None, None);
+        while table.is_none() || queue.is_none() || blob.is_none() {
+            let (service, port) = ports_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("Azurite reports its ports within 30 s");
+            match service.as_str() {
+                "Table" => table = Some(port),
+                "Queue" => queue = Some(port),
+                _ => blob = Some(port),
+            }
+        }
+        Self {
+            child,
+            table_port: table.unwrap_or_default(),
+            queue_port: queue.unwrap_or_default(),
+            blob_port: blob.unwrap_or_default(),
+        }
+    }
+
+    pub fn connection_string(&self) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;\
+             AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;\
+             BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{}/devstoreaccount1;\
+             TableEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+            self.blob_port, self.queue_port, self.table_port
+        )
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    pub store: AzureStorage,
+    pub azurite: Azurite,
+    pub time: ManualTime,
+    _policy: tempfile::NamedTempFile,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_policy(&default_policy()).await
+}
+
+pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
+    Settings {
+        port: 0,
+        storage: StorageAccount::from_connection_string(connection_string)
+            .expect("valid connection string"),
+        policy_path,
+        dry_run: true,
+        log_format: LogFormat::Text,
+    }
+}
+
+pub fn write_policy(json: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), json).expect("policy written");
+    file
+}
+
+pub async fn spawn_app_with_policy(policy: &str) -> TestApp {
+    let azurite = Azurite::start();
+    let policy = write_policy(policy);
+    let settings = settings_for(&azurite.connection_string(), policy.path().to_owned());
+    let (clock, time) = Clock::manual(time::OffsetDateTime::now_utc());
+    let app = Application::build_with_clock(&settings, clock)
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    TestApp {
+        address,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        store: AzureStorage::new(&settings.storage, StorageTimeouts::default()).expect("store"),
+        azurite,
+        time,
+        _policy: policy,
+    }
+}
+
+impl TestApp {
+    pub async fn post_json(&self, body: &str) -> reqwest::Response {
+        self.post("application/json", body.to_owned()).await
+    }
+
+    pub async fn post(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/signup", self.address))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Signs up and returns the 202 body's `requestId` and `status`.
+    pub async fn sign_up(&self, email: &str) -> (String, String) {
+        let response = self
+            .post_json(
+                &serde_json::json!({ "email": email, "displayName": "Test Person" }).to_string(),
+            )
+            .await;
+        assert_eq!(response.status(), 202, "sign-up of {email} accepted");
+        let body: serde_json::Value = response.json().await.expect("json body");
+        (
+            body["requestId"].as_str().unwrap().to_owned(),
+            body["status"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn row(&self, domain: &str, id: &str) -> Option<SignupRequest> {
+        let domain = EmailDomain::parse(domain).unwrap();
+        let id = RequestId::parse(id).expect("a ULID");
+        self.store
+            .get(&domain, &id)
+            .await
+            .expect("storage answers")
+            .map(|v| v.value)
+    }
+
+    /// Every message on `signup-requests`, decoded (peeked: they stay on the queue).
+    pub async fn queued_messages(&self) -> Vec<InviteMessage> {
+        let queue = QueueServiceClientBuilder::with_location(
+            CloudLocation::Custom {
+                account: "devstoreaccount1".into(),
+                uri: format!(
+                    "http://127.0.0.1:{}/devstoreaccount1",
+                    self.azurite.queue_port
+                ),
+            },
+            StorageCredentials::emulator(),
+        )
+        .build()
+        .queue_client("signup-requests");
+        let peeked = match queue.peek_messages().number_of_messages(32u8).await {
+            Ok(peeked) => peeked,
+            Err(_) => return Vec::new(), // the queue does not exist yet
+        };
+        peeked
+            .messages
+            .iter()
+            .map(|m| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&m.message_text)
+                    .expect("messages are base64, as the Functions host expects");
+                serde_json::from_slice(&bytes).expect("message is the versioned JSON")
+            })
+            .collect()
+    }
+}
+
+/// Asserts a problem+json answer and returns its body.
+pub async fn assert_problem(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status, "status for {code}");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    for key in ["type", "title", "detail"] {
+        assert!(body[key].is_string(), "problem has {key}: {body}");
+    }
+    body
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real handler over HTTP against a real Azurite per test.
+//! Azurite comes from `npm ci` (package.json pins it); the helpers say so if it is missing.
+
+mod helpers;
+mod signup;
+mod startup;
+mod storage;
+mod validation;

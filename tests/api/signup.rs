@@ -1,0 +1,248 @@
+//! A valid sign-up: stored, enqueued, answered; repeats answered with the first request.
+
+use b2b_signup::{domain::RequestStatus, storage::InviteMessage};
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn an_invite_domain_sign_up_is_stored_enqueued_and_queued() {
+    // Arrange
+    let app = spawn_app().await;
+    let body = json!({
+        "email": " Ada.Lovelace@CONTOSO.com ",
+        "displayName": " Ada Lovelace ",
+        "access": "sales-extranet",
+        "company": "Contoso, \"Ltd\" ü",
+        "justification": "Line one\nline two"
+    });
+
+    // Act
+    let response = app.post_json(&body.to_string()).await;
+
+    // Assert
+    assert_eq!(response.status(), 202);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    let answer: serde_json::Value = response.json().await.unwrap();
+    let id = answer["requestId"].as_str().unwrap();
+    assert_eq!(id.len(), 26, "a ULID");
+    assert_eq!(answer["status"], "queued");
+
+    let row = app.row("contoso.com", id).await.expect("row stored");
+    assert_eq!(row.email.as_str(), "Ada.Lovelace@contoso.com");
+    assert_eq!(row.display_name.as_str(), "Ada Lovelace");
+    assert_eq!(row.access.as_str(), "sales-extranet");
+    assert_eq!(row.company.unwrap().as_str(), "Contoso, \"Ltd\" ü");
+    assert_eq!(row.justification.unwrap().as_str(), "Line one\nline two");
+    assert_eq!(row.status, RequestStatus::Queued);
+    assert!(
+        row.dry_run,
+        "the test app runs in dry-run mode and says so on the row"
+    );
+
+    assert_eq!(
+        app.queued_messages().await,
+        [InviteMessage {
+            v: 1,
+            request_id: id.to_owned(),
+            domain: "contoso.com".into()
+        }]
+    );
+}
+
+#[tokio::test]
+async fn the_rule_s_first_access_option_is_the_default() {
+    let app = spawn_app().await;
+    let (id, _) = app.sign_up("grace@contoso.com").await;
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().access.as_str(),
+        "partner-portal"
+    );
+}
+
+#[tokio::test]
+async fn an_approve_domain_sign_up_waits_and_enqueues_nothing() {
+    let app = spawn_app().await;
+    let response = app
+        .post(
+            "application/x-www-form-urlencoded",
+            "email=grace%40eu.fabrikam.com&displayName=Grace+Hopper&website=&submit=Send",
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "pending_approval");
+    let row = app
+        .row("eu.fabrikam.com", answer["requestId"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(row.status, RequestStatus::PendingApproval);
+    assert_eq!(row.display_name.as_str(), "Grace Hopper");
+    assert!(app.queued_messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn refused_domains_and_access_get_403_and_store_nothing() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "a deny rule",
+            json!({"email": "x@gmail.com", "displayName": "X"}),
+            "domain_not_allowed",
+            "email",
+        ),
+        (
+            "no rule: default deny",
+            json!({"email": "x@example.org", "displayName": "X"}),
+            "domain_not_allowed",
+            "email",
+        ),
+        (
+            "suffix trick",
+            json!({"email": "x@evilcontoso.com", "displayName": "X"}),
+            "domain_not_allowed",
+            "email",
+        ),
+        (
+            "domain appended",
+            json!({"email": "x@contoso.com.evil.example", "displayName": "X"}),
+            "domain_not_allowed",
+            "email",
+        ),
+        (
+            "exact rule, subdomain",
+            json!({"email": "x@eu.contoso.com", "displayName": "X"}),
+            "domain_not_allowed",
+            "email",
+        ),
+        (
+            "unknown access key",
+            json!({"email": "x@contoso.com", "displayName": "X", "access": "admin"}),
+            "access_not_allowed",
+            "access",
+        ),
+        (
+            "access the rule does not allow",
+            json!({"email": "x@fabrikam.com", "displayName": "X", "access": "sales-extranet"}),
+            "access_not_allowed",
+            "access",
+        ),
+    ];
+    for (description, body, code, field) in cases {
+        let problem = assert_problem(app.post_json(&body.to_string()).await, 403, code).await;
+        assert_eq!(problem["field"], field, "{description}");
+    }
+    assert!(app.queued_messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_repeat_sign_up_gets_the_same_request_and_no_second_message() {
+    let app = spawn_app().await;
+    let (first, _) = app.sign_up("Ada@contoso.com").await;
+    let (again, status) = app.sign_up("ada@CONTOSO.COM.").await;
+    assert_eq!(again, first);
+    assert_eq!(status, "queued");
+    assert_eq!(app.queued_messages().await.len(), 1);
+
+    let (pending, _) = app.sign_up("grace@fabrikam.com").await;
+    let (pending_again, status) = app.sign_up("Grace@Fabrikam.com").await;
+    assert_eq!(
+        (pending_again.as_str(), status.as_str()),
+        (pending.as_str(), "pending_approval")
+    );
+}
+
+#[tokio::test]
+async fn after_a_failed_request_a_new_sign_up_starts_a_new_request() {
+    let app = spawn_app().await;
+    let (first, _) = app.sign_up("ada@contoso.com").await;
+    // An invitation worker gave up on it.
+    let domain = b2b_signup::domain::EmailDomain::parse("contoso.com").unwrap();
+    let id = b2b_signup::domain::RequestId::parse(&first).unwrap();
+    let mut row = b2b_signup::storage::RequestStore::get(&app.store, &domain, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    row.value.status = RequestStatus::Failed;
+    b2b_signup::storage::RequestStore::replace(&app.store, &row.value, &row.etag)
+        .await
+        .unwrap();
+
+    let (second, _) = app.sign_up("ada@contoso.com").await;
+    assert_ne!(second, first);
+    assert_eq!(app.queued_messages().await.len(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_sign_ups_for_one_address_make_one_request() {
+    let app = spawn_app().await;
+    let spellings = [
+        "ada@contoso.com",
+        "Ada@contoso.com",
+        "ADA@Contoso.com",
+        "ada@CONTOSO.COM",
+    ];
+    let answers =
+        futures::future::join_all((0..16).map(|i| app.sign_up(spellings[i % spellings.len()])))
+            .await;
+    let first = &answers[0].0;
+    assert!(
+        answers.iter().all(|(id, _)| id == first),
+        "every answer names one request: {answers:?}"
+    );
+    assert_eq!(
+        app.queued_messages().await.len(),
+        1,
+        "one invitation message"
+    );
+}
+
+#[tokio::test]
+async fn a_request_left_accepted_by_a_crash_is_resumed_by_a_repeat_sign_up() {
+    let app = spawn_app().await;
+    let (id, _) = app.sign_up("ada@contoso.com").await;
+    // Simulate a crash between the row write and the enqueue: the row is Accepted and the
+    // message never left.
+    let domain = b2b_signup::domain::EmailDomain::parse("contoso.com").unwrap();
+    let rid = b2b_signup::domain::RequestId::parse(&id).unwrap();
+    let mut row = b2b_signup::storage::RequestStore::get(&app.store, &domain, &rid)
+        .await
+        .unwrap()
+        .unwrap();
+    row.value.status = RequestStatus::Accepted;
+    b2b_signup::storage::RequestStore::replace(&app.store, &row.value, &row.etag)
+        .await
+        .unwrap();
+
+    // Soon after, a repeat does not send again (the first attempt may still be in flight)...
+    let (again, _) = app.sign_up("ada@contoso.com").await;
+    assert_eq!(again, id);
+    assert_eq!(app.queued_messages().await.len(), 1);
+
+    // ...but once the row has been stuck for a while, a repeat sends the message again.
+    app.time.advance(time::Duration::minutes(2));
+    let (again, _) = app.sign_up("ada@contoso.com").await;
+    assert_eq!(again, id);
+    assert_eq!(app.queued_messages().await.len(), 2);
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Queued
+    );
+}
+
+#[tokio::test]
+async fn a_filled_honeypot_looks_accepted_but_stores_and_sends_nothing() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(&json!({"email": "bot@contoso.com", "displayName": "Bot", "website": "http://spam.example"}).to_string())
+        .await;
+    assert_eq!(response.status(), 202);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        app.row("contoso.com", answer["requestId"].as_str().unwrap())
+            .await
+            .is_none()
+    );
+    assert!(app.queued_messages().await.is_empty());
+}
