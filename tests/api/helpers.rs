@@ -14,7 +14,7 @@ use azure_storage_queues::QueueServiceClientBuilder;
 use b2b_signup::{
     app::Application,
     clock::{Clock, ManualTime},
-    domain::{EmailDomain, RequestId, SignupRequest},
+    domain::{EmailDomain, RequestId, RequestStatus, SignupRequest},
     settings::{LogFormat, Settings},
     storage::{AzureStorage, InviteMessage, RequestStore, StorageAccount, azure::StorageTimeouts},
 };
@@ -244,6 +244,23 @@ impl TestApp {
             .await
             .expect("storage answers")
             .map(|v| v.value)
+    }
+
+    /// Forces a row's status, as a worker or a crash would leave it.
+    pub async fn set_status(&self, domain: &str, id: &str, status: RequestStatus) {
+        let domain = EmailDomain::parse(domain).unwrap();
+        let id = RequestId::parse(id).expect("a ULID");
+        let mut row = self
+            .store
+            .get(&domain, &id)
+            .await
+            .unwrap()
+            .expect("row exists");
+        row.value.status = status;
+        self.store
+            .replace(&row.value, &row.etag)
+            .await
+            .expect("row replaced");
     }
 
     /// Every message on `signup-requests`, decoded (peeked: they stay on the queue).

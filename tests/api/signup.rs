@@ -158,16 +158,8 @@ async fn after_a_failed_request_a_new_sign_up_starts_a_new_request() {
     let app = spawn_app().await;
     let (first, _) = app.sign_up("ada@contoso.com").await;
     // An invitation worker gave up on it.
-    let domain = b2b_signup::domain::EmailDomain::parse("contoso.com").unwrap();
-    let id = b2b_signup::domain::RequestId::parse(&first).unwrap();
-    let mut row = b2b_signup::storage::RequestStore::get(&app.store, &domain, &id)
-        .await
-        .unwrap()
-        .unwrap();
-    row.value.status = RequestStatus::Failed;
-    b2b_signup::storage::RequestStore::replace(&app.store, &row.value, &row.etag)
-        .await
-        .unwrap();
+    app.set_status("contoso.com", &first, RequestStatus::Failed)
+        .await;
 
     let (second, _) = app.sign_up("ada@contoso.com").await;
     assert_ne!(second, first);
@@ -204,16 +196,8 @@ async fn a_request_left_accepted_by_a_crash_is_resumed_by_a_repeat_sign_up() {
     let (id, _) = app.sign_up("ada@contoso.com").await;
     // Simulate a crash between the row write and the enqueue: the row is Accepted and the
     // message never left.
-    let domain = b2b_signup::domain::EmailDomain::parse("contoso.com").unwrap();
-    let rid = b2b_signup::domain::RequestId::parse(&id).unwrap();
-    let mut row = b2b_signup::storage::RequestStore::get(&app.store, &domain, &rid)
-        .await
-        .unwrap()
-        .unwrap();
-    row.value.status = RequestStatus::Accepted;
-    b2b_signup::storage::RequestStore::replace(&app.store, &row.value, &row.etag)
-        .await
-        .unwrap();
+    app.set_status("contoso.com", &id, RequestStatus::Accepted)
+        .await;
 
     // Soon after, a repeat does not send again (the first attempt may still be in flight)...
     let (again, _) = app.sign_up("ada@contoso.com").await;

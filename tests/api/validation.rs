@@ -5,7 +5,14 @@ use serde_json::json;
 use crate::helpers::{assert_problem, spawn_app};
 
 /// (description, content type, body, status, code, field)
-type Case = (&'static str, &'static str, String, u16, &'static str, Option<&'static str>);
+type Case = (
+    &'static str,
+    &'static str,
+    String,
+    u16,
+    &'static str,
+    Option<&'static str>,
+);
 
 #[tokio::test]
 async fn invalid_bodies_get_stable_problem_codes() {
