@@ -17,6 +17,7 @@ use crate::{
     problem::{ErrorCode, Problem},
     settings::Settings,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
+    worker::{DEFAULT_LEASE, Mode, Worker},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,11 @@ pub enum StartupError {
     Bind { port: u16, source: std::io::Error },
     #[error("cannot set up storage clients: {0}")]
     Storage(#[from] StoreError),
+    #[error(
+        "live mode (SIGNUP_DRY_RUN is not true) needs Microsoft Graph settings: set AZURE_TENANT_ID, \
+         AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or run in Azure with a managed identity"
+    )]
+    LiveWithoutGraph,
 }
 
 /// A bound, ready-to-run handler.
@@ -34,6 +40,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     intake: Arc<Intake>,
+    worker: Arc<Worker>,
     storage: AzureStorage,
 }
 
@@ -56,17 +63,32 @@ impl Application {
             source,
         })?;
         let storage = AzureStorage::new(&settings.storage, StorageTimeouts::default())?;
+        let mode = if settings.dry_run {
+            Mode::DryRun
+        } else {
+            return Err(StartupError::LiveWithoutGraph);
+        };
+        let policy = Arc::new(policy);
         let intake = Arc::new(Intake {
-            policy: Arc::new(policy),
+            policy: policy.clone(),
             store: Arc::new(storage.clone()),
             queue: Arc::new(storage.clone()),
-            clock,
+            clock: clock.clone(),
             dry_run: settings.dry_run,
+        });
+        let worker = Arc::new(Worker {
+            policy,
+            store: Arc::new(storage.clone()),
+            dead_letters: Arc::new(storage.clone()),
+            mode,
+            clock,
+            lease: DEFAULT_LEASE,
         });
         Ok(Self {
             listener,
             address,
             intake,
+            worker,
             storage,
         })
     }
@@ -85,7 +107,7 @@ impl Application {
             }
         });
         tracing::info!(address = %self.address, "handler listening");
-        warp::serve(routes(self.intake))
+        warp::serve(routes(self.intake, self.worker))
             .incoming(self.listener)
             .graceful(shutdown)
             .run()
@@ -96,6 +118,7 @@ impl Application {
 /// Every route of the handler, with the headers every answer carries.
 pub fn routes(
     intake: Arc<Intake>,
+    worker: Arc<Worker>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
     let probe = warp::path::end()
@@ -104,6 +127,10 @@ pub fn routes(
 
     probe
         .or(functions::signup_http::route(intake))
+        .unify()
+        .or(functions::invite_queue::route(worker.clone()))
+        .unify()
+        .or(functions::invite_poison::route(worker))
         .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()

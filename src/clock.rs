@@ -19,6 +19,11 @@ impl Clock {
         (Self(Arc::new(move || handle.now())), time)
     }
 
+    /// A clock that reads the time from `now`.
+    pub fn from_fn(now: impl Fn() -> OffsetDateTime + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         (self.0)()
     }

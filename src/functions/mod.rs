@@ -1,6 +1,14 @@
 //! One module per Functions folder; each exposes the warp filter for its route.
 //!
 //! Forwarded HTTP functions (`SignupHttp`) are served at their public path (`/api/<route>`);
-//! other triggers arrive as `POST /<FunctionName>` with the invocation payload.
+//! other triggers arrive as `POST /<FunctionName>` with the invocation payload
+//! ([`crate::invocation`]). The folder name, the module and the route agree; a test checks
+//! every `*/function.json` against [`FUNCTIONS`].
 
+pub mod invite_poison;
+pub mod invite_queue;
+mod queue_trigger;
 pub mod signup_http;
+
+/// Every function folder the handler serves.
+pub const FUNCTIONS: [&str; 3] = ["SignupHttp", "InviteQueue", "InvitePoison"];

@@ -20,9 +20,10 @@ use base64::Engine;
 use tokio::sync::OnceCell;
 
 use super::{
-    ADDRESSES_TABLE, AddressClaim, ETag, INVITE_QUEUE, InviteMessage, REQUESTS_TABLE, RequestStore,
-    SignupQueue, StorageAccount, StorageAuth, StoreError, Versioned,
-    entity::{ClaimEntity, RequestEntity, check_key},
+    ADDRESSES_TABLE, AddressClaim, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
+    InviteMessage, REQUESTS_TABLE, RequestStore, SignupQueue, StorageAccount, StorageAuth,
+    StoreError, Versioned,
+    entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key},
 };
 use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
 
@@ -50,6 +51,7 @@ impl Default for StorageTimeouts {
 pub struct AzureStorage {
     requests: TableClient,
     addresses: TableClient,
+    dead_letters: TableClient,
     queue: QueueClient,
     /// Created-once markers; `OnceCell` retries initialisation after a failure.
     ready_tables: Arc<OnceCell<()>>,
@@ -84,6 +86,7 @@ impl AzureStorage {
         Ok(Self {
             requests: tables.table_client(REQUESTS_TABLE),
             addresses: tables.table_client(ADDRESSES_TABLE),
+            dead_letters: tables.table_client(DEAD_LETTERS_TABLE),
             queue: queues.queue_client(INVITE_QUEUE),
             ready_tables: Arc::default(),
             ready_queue: Arc::default(),
@@ -101,7 +104,7 @@ impl AzureStorage {
     async fn tables(&self) -> Result<(), StoreError> {
         self.ready_tables
             .get_or_try_init(|| async {
-                for table in [&self.requests, &self.addresses] {
+                for table in [&self.requests, &self.addresses, &self.dead_letters] {
                     match table.create().await {
                         Ok(_) => {}
                         Err(e) if http_status(&e) == Some(409) => {} // TableAlreadyExists
@@ -272,6 +275,19 @@ impl RequestStore for AzureStorage {
             }
         };
         Ok(ETag(etag.to_string()))
+    }
+}
+
+#[async_trait]
+impl DeadLetters for AzureStorage {
+    async fn record(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.tables().await?;
+        self.dead_letters
+            .insert::<_, serde::de::IgnoredAny>(DeadLetterEntity::new(letter))
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

@@ -173,6 +173,39 @@ impl ClaimEntity {
     }
 }
 
+/// Longest text kept in a dead letter: a table string property holds 32 K UTF-16 units.
+const MAX_DEAD_LETTER_CHARS: usize = 16_000;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct DeadLetterEntity {
+    pub partition_key: String,
+    pub row_key: String,
+    pub message_id: Option<String>,
+    pub dequeue_count: u32,
+    pub error: String,
+    pub text: String,
+    pub received_at: String,
+    #[serde(rename = "ReceivedAt@odata.type")]
+    received_at_type: &'static str,
+}
+
+impl DeadLetterEntity {
+    pub(super) fn new(letter: &super::DeadLetter) -> Self {
+        Self {
+            partition_key: letter.queue.to_owned(),
+            // Time-ordered and unique, like request ids.
+            row_key: RequestId::new().to_string(),
+            message_id: letter.message_id.clone(),
+            dequeue_count: letter.dequeue_count,
+            error: letter.error.clone(),
+            text: letter.text.chars().take(MAX_DEAD_LETTER_CHARS).collect(),
+            received_at: format_time(letter.received_at),
+            received_at_type: EDM_DATETIME,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

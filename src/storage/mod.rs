@@ -27,8 +27,13 @@ pub const REQUESTS_TABLE: &str = "SignupRequests";
 /// lower-cased local part): the atomic claim that keeps a second sign-up for one address
 /// from starting a second invitation.
 pub const ADDRESSES_TABLE: &str = "SignupAddresses";
+/// Queue messages that could not be handled at all (not our format, or pointing at no
+/// row), kept for an administrator instead of being dropped. PartitionKey = queue name.
+pub const DEAD_LETTERS_TABLE: &str = "SignupDeadLetters";
 /// Queue the invitation worker (`InviteQueue`) is triggered by.
 pub const INVITE_QUEUE: &str = "signup-requests";
+/// Where the host moves a message after `maxDequeueCount` failed deliveries (`InvitePoison`).
+pub const INVITE_POISON_QUEUE: &str = "signup-requests-poison";
 
 /// An entity's version tag, for If-Match.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,8 +69,35 @@ pub struct InviteMessage {
     pub domain: String,
 }
 
+/// Why a queue message is not an invitation message this version understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("not the JSON invitation message")]
+    NotJson,
+    #[error("message version {0} is not supported")]
+    Version(u32),
+    #[error("requestId is not a request id")]
+    RequestId,
+    #[error("domain is not a domain")]
+    Domain,
+}
+
 impl InviteMessage {
     pub const VERSION: u32 = 1;
+
+    /// Parses a message's text into the row it points at.
+    pub fn parse(text: &str) -> Result<(EmailDomain, RequestId), MessageError> {
+        let message: Self = serde_json::from_str(text).map_err(|_| MessageError::NotJson)?;
+        if message.v != Self::VERSION {
+            return Err(MessageError::Version(message.v));
+        }
+        let id = RequestId::parse(&message.request_id).ok_or(MessageError::RequestId)?;
+        let domain = EmailDomain::parse(&message.domain).map_err(|_| MessageError::Domain)?;
+        if domain.as_str() != message.domain {
+            return Err(MessageError::Domain); // not in normalised form: not written by us
+        }
+        Ok((domain, id))
+    }
 
     pub fn new(request: &SignupRequest) -> Self {
         Self {
@@ -117,6 +149,23 @@ pub trait RequestStore: Send + Sync {
         claim: &AddressClaim,
         expected: Option<&ETag>,
     ) -> Result<ETag, StoreError>;
+}
+
+/// A queue message kept because it could not be handled; see [`DEAD_LETTERS_TABLE`].
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub queue: &'static str,
+    pub message_id: Option<String>,
+    pub dequeue_count: u32,
+    pub error: String,
+    /// The message text (truncated to what a table property holds).
+    pub text: String,
+    pub received_at: OffsetDateTime,
+}
+
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn record(&self, letter: &DeadLetter) -> Result<(), StoreError>;
 }
 
 /// The `signup-requests` queue.

@@ -263,6 +263,29 @@ impl TestApp {
             .expect("row replaced");
     }
 
+    /// How many dead letters are stored.
+    pub async fn dead_letters(&self) -> usize {
+        use futures::StreamExt;
+        let table = azure_data_tables::clients::TableServiceClientBuilder::with_location(
+            CloudLocation::Custom {
+                account: "devstoreaccount1".into(),
+                uri: format!(
+                    "http://127.0.0.1:{}/devstoreaccount1",
+                    self.azurite.table_port
+                ),
+            },
+            StorageCredentials::emulator(),
+        )
+        .build()
+        .table_client("SignupDeadLetters");
+        let mut pages = table.query().into_stream::<serde_json::Value>();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            count += page.expect("dead letters readable").entities.len();
+        }
+        count
+    }
+
     /// Every message on `signup-requests`, decoded (peeked: they stay on the queue).
     pub async fn queued_messages(&self) -> Vec<InviteMessage> {
         let queue = QueueServiceClientBuilder::with_location(

@@ -2,7 +2,9 @@
 //! Azurite comes from `npm ci` (package.json pins it); the helpers say so if it is missing.
 
 mod helpers;
+mod layout;
 mod signup;
 mod startup;
 mod storage;
 mod validation;
+mod worker;

@@ -34,6 +34,7 @@ fn handler() -> Command {
     command
         .env_clear()
         .env("RUST_LOG", "warn")
+        .env("SIGNUP_DRY_RUN", "true")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
@@ -147,4 +148,21 @@ fn policy_check_validates_the_shipped_example() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("valid (3 rules, 2 access options)"));
+}
+
+#[test]
+fn live_mode_without_graph_settings_is_a_start_up_error() {
+    let policy = write_policy(&default_policy());
+    let (code, stderr) = run_to_exit(
+        handler()
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string())
+            .env("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+            .env("SIGNUP_POLICY_PATH", policy.path())
+            .env("SIGNUP_DRY_RUN", "false"),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("live mode") && stderr.contains("AZURE_CLIENT_SECRET"),
+        "{stderr}"
+    );
 }

@@ -1,0 +1,451 @@
+//! InviteQueue and InvitePoison: the row-driven state machine against real Azurite.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use async_trait::async_trait;
+use b2b_signup::{
+    clock::Clock,
+    domain::RequestStatus,
+    policy::Policy,
+    storage::InviteMessage,
+    worker::{
+        DEFAULT_LEASE, Delivery, Directory, DirectoryError, Invitation, Invited, Mode, Step, Worker,
+    },
+};
+
+use crate::helpers::{GROUP_A, GROUP_B, TestApp, default_policy, spawn_app};
+
+/// The invocation payload the Functions host posts for a queue message: every string and
+/// number in Data and Metadata JSON-encoded a second time, message fields merged into Metadata.
+pub fn host_payload(text: &str, dequeue_count: u32) -> String {
+    let twice = |s: &str| serde_json::to_string(&serde_json::to_string(s).unwrap()).unwrap();
+    let mut metadata = serde_json::Map::new();
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(text) {
+        for (key, value) in fields {
+            metadata.insert(key, serde_json::Value::String(value.to_string()));
+        }
+    }
+    metadata.insert(
+        "DequeueCount".into(),
+        serde_json::Value::String(dequeue_count.to_string()),
+    );
+    metadata.insert(
+        "Id".into(),
+        serde_json::Value::String("\"6f1b2c3d-0000-4000-8000-000000000001\"".into()),
+    );
+    format!(
+        r#"{{"Data":{{"msg":{}}},"Metadata":{}}}"#,
+        twice(text),
+        serde_json::Value::Object(metadata)
+    )
+}
+
+impl TestApp {
+    async fn invoke(
+        &self,
+        function: &str,
+        text: &str,
+        dequeue_count: u32,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(format!("{}/{function}", self.address))
+            .header("content-type", "application/json")
+            .body(host_payload(text, dequeue_count))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response
+                .json()
+                .await
+                .expect("invocation answers are always JSON"),
+        )
+    }
+
+    async fn signed_up_message(&self, email: &str) -> (String, String) {
+        let (id, _) = self.sign_up(email).await;
+        let message = self
+            .queued_messages()
+            .await
+            .into_iter()
+            .find(|m| m.request_id == id)
+            .unwrap();
+        (id, serde_json::to_string(&message).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_delivery_records_what_would_be_sent_and_redelivery_changes_nothing() {
+    let app = spawn_app().await;
+    let (id, message) = app.signed_up_message("ada@contoso.com").await;
+
+    let (status, body) = app.invoke("InviteQueue", &message, 1).await;
+
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        serde_json::json!({"Outputs": {}, "Logs": [], "ReturnValue": null})
+    );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Invited);
+    assert!(row.dry_run);
+    let reason = row.reason.clone().unwrap();
+    assert!(
+        reason.starts_with("dry run: nothing sent to Graph") && reason.contains(GROUP_A),
+        "{reason}"
+    );
+    assert_eq!(row.attempts, 1);
+
+    let (status, _) = app.invoke("InviteQueue", &message, 2).await;
+    assert_eq!(status, 200);
+    let again = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(
+        (again.status, again.attempts, again.updated_at),
+        (row.status, row.attempts, row.updated_at)
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_are_kept_as_dead_letters_not_retried_forever() {
+    let app = spawn_app().await;
+    let cases = [
+        ("not JSON", "hello"),
+        (
+            "unknown version",
+            r#"{"v":2,"requestId":"01JDQ3Z6W1T2V3X4Y5Z6A7B8C9","domain":"contoso.com"}"#,
+        ),
+        (
+            "bad id",
+            r#"{"v":1,"requestId":"nope","domain":"contoso.com"}"#,
+        ),
+        (
+            "no such row",
+            r#"{"v":1,"requestId":"01JDQ3Z6W1T2V3X4Y5Z6A7B8C9","domain":"contoso.com"}"#,
+        ),
+    ];
+    for (description, text) in cases {
+        let (status, _) = app.invoke("InviteQueue", text, 1).await;
+        assert_eq!(
+            status, 200,
+            "{description}: completed, so the host does not retry it"
+        );
+    }
+    assert_eq!(
+        app.dead_letters().await,
+        4,
+        "every one kept for an administrator"
+    );
+}
+
+#[tokio::test]
+async fn a_payload_that_is_not_the_host_s_fails_the_invocation() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .post(format!("{}/InviteQueue", app.address))
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["ReturnValue"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn a_poisoned_message_fails_the_unfinished_request_with_the_last_reason() {
+    let app = spawn_app().await;
+    let (id, message) = app.signed_up_message("ada@contoso.com").await;
+
+    let (status, _) = app.invoke("InvitePoison", &message, 5).await;
+
+    assert_eq!(status, 200);
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Failed);
+    assert!(
+        row.reason
+            .unwrap()
+            .starts_with("poisoned after 5 deliveries")
+    );
+
+    // A poison message for a finished request changes nothing.
+    let (id, message) = app.signed_up_message("grace@contoso.com").await;
+    app.invoke("InviteQueue", &message, 1).await;
+    app.invoke("InvitePoison", &message, 5).await;
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+}
+
+/// A scripted Graph: answers from a list, counts calls.
+#[derive(Default)]
+struct ScriptedDirectory {
+    invites: AtomicUsize,
+    adds: Mutex<Vec<String>>,
+    invite_answers: Mutex<Vec<Result<Invited, DirectoryError>>>,
+    add_answers: Mutex<Vec<Result<(), DirectoryError>>>,
+    slow: Option<std::time::Duration>,
+}
+
+#[async_trait]
+impl Directory for ScriptedDirectory {
+    async fn invite(&self, invitation: &Invitation<'_>) -> Result<Invited, DirectoryError> {
+        assert_eq!(invitation.redirect_url, "https://myapps.microsoft.com");
+        self.invites.fetch_add(1, Ordering::SeqCst);
+        if let Some(delay) = self.slow {
+            tokio::time::sleep(delay).await;
+        }
+        let mut answers = self.invite_answers.lock().unwrap();
+        if answers.is_empty() {
+            Ok(Invited {
+                user_id: "guest-1".into(),
+                request_id: Some("req-1".into()),
+            })
+        } else {
+            answers.remove(0)
+        }
+    }
+
+    async fn add_member(&self, group_id: &str, _user_id: &str) -> Result<(), DirectoryError> {
+        self.adds.lock().unwrap().push(group_id.to_owned());
+        let mut answers = self.add_answers.lock().unwrap();
+        if answers.is_empty() {
+            Ok(())
+        } else {
+            answers.remove(0)
+        }
+    }
+}
+
+fn worker(app: &TestApp, directory: Arc<ScriptedDirectory>) -> Worker {
+    let time = app.time.clone();
+    Worker {
+        policy: Arc::new(Policy::from_json(&default_policy()).unwrap()),
+        store: Arc::new(app.store.clone()),
+        dead_letters: Arc::new(app.store.clone()),
+        mode: Mode::Live(directory),
+        clock: Clock::from_fn(move || time.now()),
+        lease: DEFAULT_LEASE,
+    }
+}
+
+fn delivery(message: &str, count: u32) -> Delivery<'_> {
+    Delivery {
+        text: message,
+        dequeue_count: count,
+        message_id: None,
+    }
+}
+
+async fn sales_sign_up(app: &TestApp) -> (String, String) {
+    let response = app
+        .post_json(r#"{"email":"ada@contoso.com","displayName":"Ada","access":"sales-extranet"}"#)
+        .await;
+    let id = response.json::<serde_json::Value>().await.unwrap()["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let message = serde_json::to_string(&InviteMessage {
+        v: 1,
+        request_id: id.clone(),
+        domain: "contoso.com".into(),
+    })
+    .unwrap();
+    (id, message)
+}
+
+#[tokio::test]
+async fn a_live_delivery_invites_adds_every_group_and_records_the_guest() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory::default());
+    let worker = worker(&app, directory.clone());
+
+    assert_eq!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Done("request Invited".into())
+    );
+
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Invited);
+    assert_eq!(row.invited_user_id.as_deref(), Some("guest-1"));
+    assert_eq!(row.graph_request_id.as_deref(), Some("req-1"));
+    assert_eq!(*directory.adds.lock().unwrap(), [GROUP_A, GROUP_B]);
+
+    // Redelivery of a finished request calls nothing.
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 2)).await,
+        Step::Done(_)
+    ));
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_transient_failure_retries_and_resumes_without_inviting_twice() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory::default());
+    directory.add_answers.lock().unwrap().push(Ok(()));
+    directory
+        .add_answers
+        .lock()
+        .unwrap()
+        .push(Err(DirectoryError::Transient {
+            reason: "Graph 503".into(),
+        }));
+    let worker = worker(&app, directory.clone());
+
+    let step = worker.deliver(&delivery(&message, 1)).await;
+    assert!(
+        matches!(&step, Step::Retry(r) if r.contains("Graph 503")),
+        "{step:?}"
+    );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(
+        row.status,
+        RequestStatus::Queued,
+        "handed back so the retry need not wait for the lease"
+    );
+    assert_eq!(
+        row.invited_user_id.as_deref(),
+        Some("guest-1"),
+        "progress kept"
+    );
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 2)).await,
+        Step::Done(_)
+    ));
+    assert_eq!(
+        directory.invites.load(Ordering::SeqCst),
+        1,
+        "the guest was not invited twice"
+    );
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_ends_the_request_with_graph_s_code() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory::default());
+    directory
+        .invite_answers
+        .lock()
+        .unwrap()
+        .push(Err(DirectoryError::Permanent {
+            code: "BadRequest".into(),
+            request_id: Some("graph-req-9".into()),
+        }));
+    let worker = worker(&app, directory.clone());
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Done(_)
+    ));
+
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Failed);
+    assert_eq!(
+        row.reason.as_deref(),
+        Some("invitation: Graph refused (BadRequest)")
+    );
+    assert_eq!(row.graph_request_id.as_deref(), Some("graph-req-9"));
+    assert!(directory.adds.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_deliveries_at_once_send_one_invitation() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory {
+        slow: Some(std::time::Duration::from_millis(300)),
+        ..Default::default()
+    });
+    let worker = worker(&app, directory.clone());
+
+    let (first, second) = (delivery(&message, 1), delivery(&message, 1));
+    let (a, b) = tokio::join!(worker.deliver(&first), worker.deliver(&second));
+
+    let steps = [a, b];
+    assert_eq!(
+        steps.iter().filter(|s| matches!(s, Step::Done(_))).count(),
+        1,
+        "{steps:?}"
+    );
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, Step::Retry(r) if r.contains("lease"))),
+        "{steps:?}"
+    );
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+}
+
+#[tokio::test]
+async fn a_stale_lease_is_taken_over() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    // A delivery took the lease and died mid-invitation.
+    app.set_status("contoso.com", &id, RequestStatus::Inviting)
+        .await;
+    let directory = Arc::new(ScriptedDirectory::default());
+    let worker = worker(&app, directory.clone());
+
+    assert!(
+        matches!(worker.deliver(&delivery(&message, 2)).await, Step::Retry(r) if r.contains("lease"))
+    );
+    assert_eq!(
+        directory.invites.load(Ordering::SeqCst),
+        0,
+        "a fresh lease is respected"
+    );
+
+    app.time.advance(time::Duration::minutes(3));
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 3)).await,
+        Step::Done(_)
+    ));
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+}
+
+#[tokio::test]
+async fn approval_pending_requests_are_not_invited_by_a_stray_message() {
+    let app = spawn_app().await;
+    let (id, _) = app.sign_up("grace@fabrikam.com").await;
+    let message = serde_json::to_string(&InviteMessage {
+        v: 1,
+        request_id: id.clone(),
+        domain: "fabrikam.com".into(),
+    })
+    .unwrap();
+    let directory = Arc::new(ScriptedDirectory::default());
+    assert!(matches!(
+        worker(&app, directory.clone())
+            .deliver(&delivery(&message, 1))
+            .await,
+        Step::Done(_)
+    ));
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        app.row("fabrikam.com", &id).await.unwrap().status,
+        RequestStatus::PendingApproval
+    );
+}
