@@ -6,9 +6,14 @@
 //! Follow a sign-up from the edge inwards:
 //!
 //! - [`functions`]: one module per Functions folder. `signup_http` is `POST /api/signup`:
-//!   content type, size and field rules, and the answer (202 or problem+json).
+//!   content type, size and field rules, and the answer (202 or problem+json);
+//!   `invite_queue` and `invite_poison` are the queue triggers.
 //! - [`intake`]: what happens to a valid sign-up: policy decision, one request per address,
 //!   the row in `SignupRequests`, the message on `signup-requests`.
+//! - [`worker`]: what happens to a queued request: the lease, the invitation, the group
+//!   memberships, the end state (`Invited` / `Failed`), poisoned messages.
+//! - [`invocation`]: the Functions host's payload for non-HTTP triggers (double-encoded
+//!   Data/Metadata) and the answer it expects; no other module sees those shapes.
 //! - [`policy`]: the organisation's rules (`policy.json`), validated at start-up, and domain
 //!   matching.
 //! - [`domain`]: e-mail addresses, names, request ids and statuses as types that cannot hold
