@@ -20,6 +20,8 @@
 //!   a bad value.
 //! - [`storage`]: the request table and the queue behind small traits; the Azure crates stay
 //!   inside it.
+//! - [`graph`]: Microsoft Graph (invitations, group members) with a shared, single-flight
+//!   token cache; errors sorted into transient (the host retries) and permanent.
 //! - [`problem`]: RFC 9457 errors with stable codes.
 //! - [`app`]: binds the port first, then serves every route; [`settings`] reads every
 //!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line.
@@ -29,6 +31,7 @@ pub mod cli;
 pub mod clock;
 pub mod domain;
 pub mod functions;
+pub mod graph;
 pub mod intake;
 pub mod invocation;
 pub mod policy;

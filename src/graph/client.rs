@@ -1,0 +1,390 @@
+//! [`GraphClient`]: typed calls over one shared `reqwest::Client`. Throttling, timeouts and
+//! a rejected token are handled once, in [`GraphClient::post`].
+
+use std::{sync::Arc, time::Duration};
+
+use azure_core::auth::TokenCredential;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use url::Url;
+
+use super::{
+    GraphConfigError, GraphError, GraphSettings, Invitation, Invited, Membership, TokenCache,
+    error_chain, token,
+};
+
+/// Inline waits for one call, at most; a call still throttled after them fails.
+const MAX_THROTTLE_RETRIES: u32 = 3;
+/// The wait assumed when a 429 or 503 carries no usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Longer `Retry-After` values are treated as this (and so never waited out inline).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Graph's message when a member is added twice; an existing membership is success.
+/// <https://learn.microsoft.com/graph/api/group-post-members#response>
+const ALREADY_MEMBER: &str = "one or more added object references already exist";
+/// Enough of Graph's error message for a table row.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// Microsoft Graph for invitations and group membership. Cheap to clone; build one per
+/// process (building makes no network call) and share it.
+#[derive(Clone)]
+pub struct GraphClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// One connection pool, with connect and overall timeouts, also used for tokens.
+    http: reqwest::Client,
+    base_url: Url,
+    tokens: TokenCache,
+    max_inline_retry: Duration,
+}
+
+/// A 2xx answer.
+struct Answer {
+    status: u16,
+    request_id: Option<String>,
+    body: Bytes,
+}
+
+impl GraphClient {
+    /// A client with the credential the settings name.
+    pub fn new(settings: &GraphSettings) -> Result<Self, GraphConfigError> {
+        let http = http_client(settings)?;
+        let credential = token::credential(settings, http.clone())?;
+        Ok(Self::build(settings, http, credential))
+    }
+
+    /// A client with any other credential (a developer credential, or a fake in tests).
+    pub fn with_credential(
+        settings: &GraphSettings,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Result<Self, GraphConfigError> {
+        Ok(Self::build(settings, http_client(settings)?, credential))
+    }
+
+    fn build(
+        settings: &GraphSettings,
+        http: reqwest::Client,
+        credential: Arc<dyn TokenCredential>,
+    ) -> Self {
+        let scope = TokenCache::scope_for(&settings.base_url);
+        Self {
+            inner: Arc::new(Inner {
+                http,
+                base_url: settings.base_url.clone(),
+                tokens: TokenCache::new(credential, scope, settings.timeout),
+                max_inline_retry: settings.max_inline_retry,
+            }),
+        }
+    }
+
+    /// Invites a guest: `POST /invitations`
+    /// (<https://learn.microsoft.com/graph/api/invitation-post>). Inviting an existing guest
+    /// again is harmless, so a retried delivery may call this twice.
+    #[tracing::instrument(name = "graph_invite", skip_all, fields(domain = %invitation.email.domain()))]
+    pub async fn invite(&self, invitation: &Invitation) -> Result<Invited, GraphError> {
+        let url = self.url(&["invitations"]);
+        let answer = self
+            .post("invite", url, &InvitationBody::from(invitation))
+            .await?;
+        // Only the id is read: `inviteRedeemUrl` is never parsed, kept or logged.
+        match serde_json::from_slice::<InvitationResponse>(&answer.body) {
+            Ok(response) if !response.invited_user.id.is_empty() => Ok(Invited {
+                user_id: response.invited_user.id,
+                request_id: answer.request_id,
+            }),
+            _ => Err(GraphError::UnexpectedResponse {
+                status: answer.status,
+                request_id: answer.request_id,
+            }),
+        }
+    }
+
+    /// Adds a user to a group: `POST /groups/{id}/members/$ref`
+    /// (<https://learn.microsoft.com/graph/api/group-post-members>). Graph answers 400 when
+    /// the user is a member already; that is [`Membership::AlreadyMember`], a success.
+    #[tracing::instrument(name = "graph_add_member", skip_all, fields(group_id = %group_id))]
+    pub async fn add_member(
+        &self,
+        group_id: &str,
+        user_id: &str,
+    ) -> Result<Membership, GraphError> {
+        let url = self.url(&["groups", group_id, "members", "$ref"]);
+        let body = MemberReference {
+            odata_id: self.url(&["directoryObjects", user_id]).into(),
+        };
+        match self.post("add_member", url, &body).await {
+            Ok(_) => Ok(Membership::Added),
+            Err(GraphError::Permanent {
+                status: 400,
+                message,
+                ..
+            }) if message.to_lowercase().contains(ALREADY_MEMBER) => {
+                tracing::info!("already a member");
+                Ok(Membership::AlreadyMember)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// `{base}/{segments…}`, each segment percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base_url.clone();
+        // Cannot fail: the settings only accept http(s) URLs, which have a path.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+
+    /// POSTs `body` as JSON with a bearer token and sorts the answer:
+    /// - 2xx → the body;
+    /// - 401 → the token is forgotten and the call made once more with a new one;
+    /// - 429/503 → a short `Retry-After` is waited out here (at most
+    ///   [`MAX_THROTTLE_RETRIES`] times), a long one is [`GraphError::Throttled`]
+    ///   (<https://learn.microsoft.com/graph/throttling#best-practices-to-handle-throttling>);
+    /// - other 5xx, timeouts, connection errors → [`GraphError::Transient`];
+    /// - other 4xx → [`GraphError::Permanent`] with Graph's error code.
+    async fn post(
+        &self,
+        operation: &'static str,
+        url: Url,
+        body: &impl Serialize,
+    ) -> Result<Answer, GraphError> {
+        let mut throttle_retries = 0;
+        let mut token_renewed = false;
+        loop {
+            let token = self.inner.tokens.token().await?;
+            let started = Instant::now();
+            let sent = self
+                .inner
+                .http
+                .post(url.clone())
+                .bearer_auth(token.secret())
+                .json(body)
+                .send()
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::warn!(
+                        operation,
+                        elapsed_ms = started.elapsed().as_millis(),
+                        timeout = error.is_timeout(),
+                        error = %error_chain(&error),
+                        "Graph call failed without an answer"
+                    );
+                    return Err(GraphError::Transient {
+                        status: None,
+                        request_id: None,
+                    });
+                }
+            };
+            let status = response.status().as_u16();
+            let request_id = header(&response, "request-id");
+            let retry_after = header(&response, "retry-after").and_then(|v| parse_retry_after(&v));
+            let body = match response.bytes().await {
+                Ok(body) => body,
+                Err(error) => {
+                    tracing::warn!(
+                        operation,
+                        status,
+                        request_id,
+                        timeout = error.is_timeout(),
+                        error = %error_chain(&error),
+                        "Graph answer could not be read"
+                    );
+                    return Err(GraphError::Transient {
+                        status: Some(status),
+                        request_id,
+                    });
+                }
+            };
+            tracing::info!(
+                operation,
+                status,
+                request_id,
+                elapsed_ms = started.elapsed().as_millis(),
+                "Graph answered"
+            );
+
+            match status {
+                200..=299 => {
+                    return Ok(Answer {
+                        status,
+                        request_id,
+                        body,
+                    });
+                }
+                401 if !token_renewed => {
+                    token_renewed = true;
+                    self.inner.tokens.invalidate(&token).await;
+                }
+                429 | 503 => {
+                    let wait = retry_after.unwrap_or(DEFAULT_RETRY_AFTER);
+                    if wait > self.inner.max_inline_retry
+                        || throttle_retries == MAX_THROTTLE_RETRIES
+                    {
+                        return Err(GraphError::Throttled {
+                            retry_after: wait,
+                            request_id,
+                        });
+                    }
+                    throttle_retries += 1;
+                    tracing::info!(
+                        operation,
+                        wait_ms = wait.as_millis(),
+                        "Graph throttled; waiting"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                500..=599 => {
+                    return Err(GraphError::Transient {
+                        status: Some(status),
+                        request_id,
+                    });
+                }
+                _ => return Err(permanent(status, request_id, &body)),
+            }
+        }
+    }
+}
+
+fn http_client(settings: &GraphSettings) -> Result<reqwest::Client, GraphConfigError> {
+    reqwest::Client::builder()
+        .connect_timeout(settings.timeout.min(MAX_CONNECT_TIMEOUT))
+        .timeout(settings.timeout)
+        // Graph does not redirect these calls; never carry a bearer token elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("b2b-signup/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(GraphConfigError::HttpClient)
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// `Retry-After` in seconds; Graph may send fractions (`1.5`). An HTTP date (which Graph
+/// does not send) or garbage counts as absent.
+pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds = value.trim().parse::<f64>().ok()?;
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        seconds.min(MAX_RETRY_AFTER.as_secs_f64()),
+    ))
+}
+
+/// A 4xx answer as [`GraphError::Permanent`]. Graph's error body:
+/// `{"error":{"code","message","innerError":{"request-id","date"}}}`
+/// (<https://learn.microsoft.com/graph/errors#error-resource-type>).
+fn permanent(status: u16, request_id: Option<String>, body: &[u8]) -> GraphError {
+    let error = serde_json::from_slice::<ErrorBody>(body)
+        .map(|body| body.error)
+        .unwrap_or_default();
+    tracing::warn!(status, code = %error.code, request_id, "Graph refused the call");
+    let mut message: String = error.message.chars().take(MAX_MESSAGE_CHARS).collect();
+    if message.len() < error.message.len() {
+        message.push('…');
+    }
+    GraphError::Permanent {
+        status,
+        code: if error.code.is_empty() {
+            "Unknown".to_owned()
+        } else {
+            error.code
+        },
+        message,
+        request_id: request_id.or(error.inner_error.request_id),
+    }
+}
+
+/// The invitation resource, with only the properties the app sets.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InvitationBody<'a> {
+    invited_user_email_address: &'a str,
+    invited_user_display_name: &'a str,
+    invite_redirect_url: &'a str,
+    send_invitation_message: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invited_user_message_info: Option<MessageInfo<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageInfo<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customized_message_body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_language: Option<&'a str>,
+}
+
+impl<'a> From<&'a Invitation> for InvitationBody<'a> {
+    fn from(invitation: &'a Invitation) -> Self {
+        let message = invitation.message.as_deref();
+        let language = invitation.message_language.as_deref();
+        Self {
+            invited_user_email_address: invitation.email.as_str(),
+            invited_user_display_name: invitation.display_name.as_str(),
+            invite_redirect_url: &invitation.redirect_url,
+            send_invitation_message: invitation.send_invitation_message,
+            invited_user_message_info: (message.is_some() || language.is_some()).then_some(
+                MessageInfo {
+                    customized_message_body: message,
+                    message_language: language,
+                },
+            ),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InvitationResponse {
+    invited_user: InvitedUser,
+}
+
+#[derive(Deserialize)]
+struct InvitedUser {
+    id: String,
+}
+
+#[derive(Serialize)]
+struct MemberReference {
+    #[serde(rename = "@odata.id")]
+    odata_id: String,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ErrorDetail {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    inner_error: InnerError,
+}
+
+#[derive(Deserialize, Default)]
+struct InnerError {
+    #[serde(rename = "request-id")]
+    request_id: Option<String>,
+}
