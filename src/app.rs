@@ -12,6 +12,7 @@ use warp::{Filter, http::HeaderValue, reply::Reply};
 use crate::{
     clock::Clock,
     functions,
+    graph::{GraphClient, GraphConfigError},
     intake::Intake,
     policy::{Policy, PolicyError},
     problem::{ErrorCode, Problem},
@@ -33,6 +34,8 @@ pub enum StartupError {
          AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or run in Azure with a managed identity"
     )]
     LiveWithoutGraph,
+    #[error("cannot set up the Graph client: {0}")]
+    Graph(#[from] GraphConfigError),
 }
 
 /// A bound, ready-to-run handler.
@@ -63,10 +66,11 @@ impl Application {
             source,
         })?;
         let storage = AzureStorage::new(&settings.storage, StorageTimeouts::default())?;
-        let mode = if settings.dry_run {
-            Mode::DryRun
-        } else {
-            return Err(StartupError::LiveWithoutGraph);
+        // Dry run is never a silent fallback: live mode without Graph settings stops here.
+        let mode = match (&settings.graph, settings.dry_run) {
+            (_, true) => Mode::DryRun,
+            (Some(graph), false) => Mode::Live(Arc::new(GraphClient::new(graph)?)),
+            (None, false) => return Err(StartupError::LiveWithoutGraph),
         };
         let policy = Arc::new(policy);
         let intake = Arc::new(Intake {

@@ -6,7 +6,10 @@
 
 use std::path::PathBuf;
 
-use crate::storage::{ConnectionError, StorageAccount};
+use crate::{
+    graph::{GraphConfigError, GraphSettings},
+    storage::{ConnectionError, StorageAccount},
+};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +34,10 @@ pub struct Settings {
     pub dry_run: bool,
     /// `SIGNUP_LOG_FORMAT`: `text` (default) or `json`. The filter is `RUST_LOG`.
     pub log_format: LogFormat,
+    /// Microsoft Graph (`GRAPH_BASE_URL`, `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/
+    /// `AZURE_CLIENT_SECRET` or a managed identity, `AZURE_AUTHORITY_HOST`, timeouts);
+    /// `None` when no credential is configured, which only a dry run accepts.
+    pub graph: Option<GraphSettings>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +50,8 @@ pub enum SettingsError {
     },
     #[error(transparent)]
     Storage(#[from] ConnectionError),
+    #[error(transparent)]
+    Graph(#[from] GraphConfigError),
 }
 
 impl Settings {
@@ -78,6 +87,7 @@ impl Settings {
                     });
                 }
             },
+            graph: GraphSettings::from_lookup(&lookup)?,
         })
     }
 }

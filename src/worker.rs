@@ -22,6 +22,7 @@ use time::Duration;
 use crate::{
     clock::Clock,
     domain::{EmailDomain, RequestId, RequestStatus, SignupRequest},
+    graph::{GraphClient, GraphError, Invitation, Invited},
     policy::Policy,
     storage::{
         DeadLetter, DeadLetters, INVITE_POISON_QUEUE, INVITE_QUEUE, InviteMessage, RequestStore,
@@ -29,32 +30,14 @@ use crate::{
     },
 };
 
-/// What the worker needs from Microsoft Graph.
+/// What the worker needs from Microsoft Graph; [`GraphClient`] in production, a scripted
+/// fake in tests.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// `POST /invitations`.
-    async fn invite(&self, invitation: &Invitation<'_>) -> Result<Invited, DirectoryError>;
+    async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError>;
     /// `POST /groups/{id}/members/$ref`; an existing membership is `Ok`.
     async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DirectoryError>;
-}
-
-/// The fields of an invitation, from the row and the policy.
-#[derive(Debug, Clone)]
-pub struct Invitation<'a> {
-    pub email: &'a str,
-    pub display_name: &'a str,
-    pub redirect_url: &'a str,
-    pub send_invitation_message: bool,
-    pub message: Option<&'a str>,
-    pub message_language: Option<&'a str>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invited {
-    /// The guest's object id.
-    pub user_id: String,
-    /// Graph's `request-id`.
-    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +51,31 @@ pub enum DirectoryError {
         code: String,
         request_id: Option<String>,
     },
+}
+
+impl From<GraphError> for DirectoryError {
+    fn from(error: GraphError) -> Self {
+        match error {
+            GraphError::Permanent {
+                code, request_id, ..
+            } => Self::Permanent { code, request_id },
+            other => Self::Transient {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Directory for GraphClient {
+    async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError> {
+        Ok(GraphClient::invite(self, invitation).await?)
+    }
+
+    async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DirectoryError> {
+        GraphClient::add_member(self, group_id, user_id).await?;
+        Ok(())
+    }
 }
 
 /// How invitations are sent.
@@ -292,14 +300,11 @@ impl Worker {
         };
 
         if row.value.invited_user_id.is_none() {
-            let invitation = Invitation {
-                email: row.value.email.as_str(),
-                display_name: row.value.display_name.as_str(),
-                redirect_url: &settings.redirect_url,
-                send_invitation_message: settings.send_invitation_message,
-                message: settings.message.as_deref(),
-                message_language: settings.message_language.as_deref(),
-            };
+            let invitation = Invitation::new(
+                row.value.email.clone(),
+                row.value.display_name.clone(),
+                settings,
+            );
             match directory.invite(&invitation).await {
                 Ok(invited) => {
                     row.value.invited_user_id = Some(invited.user_id);

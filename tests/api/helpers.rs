@@ -170,6 +170,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         policy_path,
         dry_run: true,
         log_format: LogFormat::Text,
+        graph: None,
     }
 }
 
@@ -180,9 +181,40 @@ pub fn write_policy(json: &str) -> tempfile::NamedTempFile {
 }
 
 pub async fn spawn_app_with_policy(policy: &str) -> TestApp {
+    spawn_app_with(policy, |_| {}).await
+}
+
+/// The tenant id the live tests' token endpoint answers for.
+pub const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
+
+/// A live (not dry-run) app whose Graph and Entra token endpoint are `graph`, a wiremock
+/// server, set through the same settings an operator uses.
+pub async fn spawn_live_app(graph: &wiremock::MockServer) -> TestApp {
+    let lookup = |name: &str| match name {
+        "GRAPH_BASE_URL" => Some(format!("{}/v1.0", graph.uri())),
+        "AZURE_AUTHORITY_HOST" => Some(graph.uri()),
+        "AZURE_TENANT_ID" => Some(TENANT.to_owned()),
+        "AZURE_CLIENT_ID" => Some("app-client-id".to_owned()),
+        "AZURE_CLIENT_SECRET" => Some("s3cr3t-value".to_owned()),
+        "GRAPH_TIMEOUT_SECONDS" => Some("2".to_owned()),
+        "GRAPH_MAX_INLINE_RETRY_SECONDS" => Some("1".to_owned()),
+        _ => None,
+    };
+    let graph = b2b_signup::graph::GraphSettings::from_lookup(lookup)
+        .expect("valid Graph settings")
+        .expect("a credential is configured");
+    spawn_app_with(&default_policy(), move |settings| {
+        settings.dry_run = false;
+        settings.graph = Some(graph);
+    })
+    .await
+}
+
+pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let azurite = Azurite::start();
     let policy = write_policy(policy);
-    let settings = settings_for(&azurite.connection_string(), policy.path().to_owned());
+    let mut settings = settings_for(&azurite.connection_string(), policy.path().to_owned());
+    configure(&mut settings);
     let (clock, time) = Clock::manual(time::OffsetDateTime::now_utc());
     let app = Application::build_with_clock(&settings, clock)
         .await

@@ -9,11 +9,10 @@ use async_trait::async_trait;
 use b2b_signup::{
     clock::Clock,
     domain::RequestStatus,
+    graph::{Invitation, Invited},
     policy::Policy,
     storage::InviteMessage,
-    worker::{
-        DEFAULT_LEASE, Delivery, Directory, DirectoryError, Invitation, Invited, Mode, Step, Worker,
-    },
+    worker::{DEFAULT_LEASE, Delivery, Directory, DirectoryError, Mode, Step, Worker},
 };
 
 use crate::helpers::{GROUP_A, GROUP_B, TestApp, default_policy, spawn_app};
@@ -196,7 +195,7 @@ struct ScriptedDirectory {
 
 #[async_trait]
 impl Directory for ScriptedDirectory {
-    async fn invite(&self, invitation: &Invitation<'_>) -> Result<Invited, DirectoryError> {
+    async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError> {
         assert_eq!(invitation.redirect_url, "https://myapps.microsoft.com");
         self.invites.fetch_add(1, Ordering::SeqCst);
         if let Some(delay) = self.slow {
