@@ -14,8 +14,10 @@ use crate::{
     functions,
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
+    notify::ApprovalNotifier,
     policy::{Policy, PolicyError},
     problem::{ErrorCode, Problem},
+    requests::Requests,
     settings::Settings,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
     worker::{DEFAULT_LEASE, Mode, Worker},
@@ -37,6 +39,9 @@ pub enum StartupError {
     #[error("cannot set up the Graph client: {0}")]
     Graph(#[from] GraphConfigError),
 }
+
+/// Time limit of one approval webhook call.
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A bound, ready-to-run handler.
 pub struct Application {
@@ -72,12 +77,27 @@ impl Application {
             (Some(graph), false) => Mode::Live(Arc::new(GraphClient::new(graph)?)),
             (None, false) => return Err(StartupError::LiveWithoutGraph),
         };
+        let notifier = match &settings.approval_webhook {
+            Some(url) => Some(
+                ApprovalNotifier::new(
+                    url.clone(),
+                    settings.public_base_url.clone(),
+                    WEBHOOK_TIMEOUT,
+                )
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+            ),
+            None => None,
+        };
         let policy = Arc::new(policy);
-        let intake = Arc::new(Intake {
-            policy: policy.clone(),
+        let requests = Arc::new(Requests {
             store: Arc::new(storage.clone()),
             queue: Arc::new(storage.clone()),
             clock: clock.clone(),
+            notifier,
+        });
+        let intake = Arc::new(Intake {
+            policy: policy.clone(),
+            requests: requests.clone(),
             dry_run: settings.dry_run,
         });
         let worker = Arc::new(Worker {

@@ -16,12 +16,10 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::{
-    clock::Clock,
     domain::{DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest},
     policy::{Action, Policy, Refusal},
-    storage::{
-        AddressClaim, ETag, InviteMessage, RequestStore, SignupQueue, StoreError, Versioned,
-    },
+    requests::Requests,
+    storage::{AddressClaim, ETag, StoreError, Versioned},
 };
 
 /// A claim whose request row does not exist yet is another sign-up in flight for this
@@ -88,9 +86,7 @@ pub enum IntakeError {
 /// Everything intake needs; shared by all HTTP requests.
 pub struct Intake {
     pub policy: Arc<Policy>,
-    pub store: Arc<dyn RequestStore>,
-    pub queue: Arc<dyn SignupQueue>,
-    pub clock: Clock,
+    pub requests: Arc<Requests>,
     /// Recorded on each row so administrators see which requests were never really sent.
     pub dry_run: bool,
 }
@@ -99,6 +95,7 @@ impl Intake {
     pub async fn submit(&self, submission: Submission) -> Result<Receipt, IntakeError> {
         let decision = self.policy.decide(submission.email.domain());
         let option = decision.access(submission.access.as_deref())?;
+        let approval_timeout = decision.approval_timeout();
         let initial = match decision.action() {
             Action::Invite => RequestStatus::Accepted,
             Action::Approve => RequestStatus::PendingApproval,
@@ -106,14 +103,14 @@ impl Intake {
         };
 
         for _ in 0..MAX_CLAIM_ATTEMPTS {
-            let expected = match self.store.claim_of(&submission.email).await? {
+            let expected = match self.requests.store.claim_of(&submission.email).await? {
                 None => None,
                 Some(claim) => match self.existing(&submission, claim).await? {
                     Existing::Live(request) => return self.repeat(*request).await,
                     Existing::Replaceable(etag) => Some(etag),
                 },
             };
-            let now = self.clock.now();
+            let now = self.requests.clock.now();
             let request = SignupRequest {
                 id: RequestId::new(),
                 email: submission.email.clone(),
@@ -129,6 +126,10 @@ impl Intake {
                 created_at: now,
                 updated_at: now,
                 decided_by: None,
+                decided_at: None,
+                decide_by: (initial == RequestStatus::PendingApproval)
+                    .then(|| now + approval_timeout),
+                notified_at: None,
                 dry_run: self.dry_run,
             };
             let claim = AddressClaim {
@@ -136,6 +137,7 @@ impl Intake {
                 claimed_at: now,
             };
             match self
+                .requests
                 .store
                 .put_claim(&request.email, &claim, expected.as_ref())
                 .await
@@ -155,12 +157,17 @@ impl Intake {
         claim: Versioned<AddressClaim>,
     ) -> Result<Existing, IntakeError> {
         let domain = submission.email.domain();
-        match self.store.get(domain, &claim.value.request_id).await? {
+        match self
+            .requests
+            .store
+            .get(domain, &claim.value.request_id)
+            .await?
+        {
             Some(request) if request.value.status.blocks_new_request() => {
                 Ok(Existing::Live(Box::new(request)))
             }
             Some(_) => Ok(Existing::Replaceable(claim.etag)),
-            None if self.clock.now() - claim.value.claimed_at < CLAIM_IN_FLIGHT => {
+            None if self.requests.clock.now() - claim.value.claimed_at < CLAIM_IN_FLIGHT => {
                 Err(IntakeError::Busy)
             }
             None => Ok(Existing::Replaceable(claim.etag)),
@@ -168,7 +175,7 @@ impl Intake {
     }
 
     async fn create(&self, request: SignupRequest) -> Result<Receipt, IntakeError> {
-        let etag = self.store.insert(&request).await?;
+        let etag = self.requests.store.insert(&request).await?;
         tracing::info!(
             request_id = %request.id,
             domain = %request.email.domain(),
@@ -176,12 +183,22 @@ impl Intake {
             access = %request.access,
             "sign-up stored"
         );
-        if request.status == RequestStatus::Accepted {
-            self.enqueue(Versioned {
-                value: request.clone(),
-                etag,
-            })
-            .await?;
+        let row = Versioned {
+            value: request.clone(),
+            etag,
+        };
+        match request.status {
+            RequestStatus::Accepted => self.requests.enqueue(row).await?,
+            RequestStatus::PendingApproval => {
+                // The partner's answer does not wait for the webhook; Reconcile retries it.
+                let requests = self.requests.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = requests.notify_pending(row).await {
+                        tracing::warn!(error = %e, "approval notification not sent; Reconcile will retry");
+                    }
+                });
+            }
+            _ => {}
         }
         Ok(Receipt {
             request_id: request.id,
@@ -199,37 +216,16 @@ impl Intake {
             "repeat sign-up answered with the existing request"
         );
         let stuck = request.status == RequestStatus::Accepted
-            && self.clock.now() - request.updated_at >= STUCK_ACCEPTED;
+            && self.requests.clock.now() - request.updated_at >= STUCK_ACCEPTED;
         let receipt = Receipt {
             request_id: request.id,
             status: ReceiptStatus::of(request.status),
             repeat: true,
         };
         if stuck {
-            self.enqueue(existing).await?;
+            self.requests.enqueue(existing).await?;
         }
         Ok(receipt)
-    }
-
-    /// Sends the invitation message, then marks the row `Queued` if nobody moved it on.
-    async fn enqueue(&self, row: Versioned<SignupRequest>) -> Result<(), IntakeError> {
-        let Versioned {
-            value: mut request,
-            etag,
-        } = row;
-        self.queue.send(&InviteMessage::new(&request)).await?;
-        request.status = RequestStatus::Queued;
-        request.updated_at = self.clock.now();
-        match self.store.replace(&request, &etag).await {
-            Ok(_) => {}
-            // The worker was faster and the row is already further along: keep its state.
-            Err(StoreError::Conflict) => {}
-            // The message is sent, which is what matters; the worker accepts `Accepted` rows.
-            Err(e) => {
-                tracing::warn!(request_id = %request.id, error = %e, "could not mark row Queued")
-            }
-        }
-        Ok(())
     }
 }
 

@@ -38,6 +38,12 @@ pub struct Settings {
     /// `AZURE_CLIENT_SECRET` or a managed identity, `AZURE_AUTHORITY_HOST`, timeouts);
     /// `None` when no credential is configured, which only a dry run accepts.
     pub graph: Option<GraphSettings>,
+    /// `APPROVAL_WEBHOOK_URL`: a Teams or Slack incoming webhook told about each request
+    /// that starts waiting for approval. Optional.
+    pub approval_webhook: Option<reqwest::Url>,
+    /// `SIGNUP_PUBLIC_BASE_URL`: the app's public address (`https://<app>.azurewebsites.net`),
+    /// used in the approval notification's links. Optional.
+    pub public_base_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +94,21 @@ impl Settings {
                 }
             },
             graph: GraphSettings::from_lookup(&lookup)?,
+            approval_webhook: match lookup("APPROVAL_WEBHOOK_URL").filter(|v| !v.trim().is_empty())
+            {
+                None => None,
+                Some(value) => Some(
+                    reqwest::Url::parse(value.trim())
+                        .ok()
+                        .filter(|url| matches!(url.scheme(), "https" | "http"))
+                        .ok_or(SettingsError::Invalid {
+                            name: "APPROVAL_WEBHOOK_URL",
+                            expected: "an http(s) URL",
+                            value: "(hidden: webhook URLs carry a secret)".into(),
+                        })?,
+                ),
+            },
+            public_base_url: lookup("SIGNUP_PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()),
         })
     }
 }

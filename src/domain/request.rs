@@ -153,8 +153,16 @@ pub struct SignupRequest {
     pub created_at: OffsetDateTime,
     /// Also the freshness of the `Inviting` lease.
     pub updated_at: OffsetDateTime,
-    /// Who approved or denied it.
+    /// Who approved or denied it (`system` for an expired deadline).
     pub decided_by: Option<String>,
+    /// When it was approved or denied.
+    pub decided_at: Option<OffsetDateTime>,
+    /// For `PendingApproval`: when it is denied if nobody decides (policy
+    /// `approvalTimeoutDays`).
+    pub decide_by: Option<OffsetDateTime>,
+    /// When administrators were notified of a pending request (`APPROVAL_WEBHOOK_URL`);
+    /// `None` while the notification is still owed.
+    pub notified_at: Option<OffsetDateTime>,
     /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.
     pub dry_run: bool,
 }

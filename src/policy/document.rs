@@ -13,6 +13,9 @@ use super::{
 use crate::domain::AccessKey;
 
 const DEFAULT_REDIRECT_URL: &str = "https://myapps.microsoft.com";
+/// How long a request waits for an administrator unless the policy says otherwise.
+const DEFAULT_APPROVAL_TIMEOUT_DAYS: u32 = 14;
+const MAX_APPROVAL_TIMEOUT_DAYS: u32 = 365;
 /// Graph limits `customizedMessageBody`; keep well inside what mail clients show.
 const MAX_MESSAGE_CHARS: usize = 2000;
 
@@ -31,6 +34,8 @@ pub(super) struct PolicyDocument {
     message: Option<String>,
     #[serde(default)]
     message_language: Option<String>,
+    #[serde(default)]
+    approval_timeout_days: Option<u32>,
     access_options: BTreeMap<String, AccessOptionDocument>,
     rules: Vec<RuleDocument>,
     /// Free text for the people who maintain the file.
@@ -60,6 +65,8 @@ struct RuleDocument {
     message: Option<String>,
     #[serde(default)]
     message_language: Option<String>,
+    #[serde(default)]
+    approval_timeout_days: Option<u32>,
     #[serde(default, rename = "$comment")]
     _comment: Option<serde::de::IgnoredAny>,
 }
@@ -116,19 +123,22 @@ impl PolicyDocument {
             }
             _ => {}
         }
+        let base_timeout = validate_timeout("approvalTimeoutDays", self.approval_timeout_days)?
+            .unwrap_or(time::Duration::days(DEFAULT_APPROVAL_TIMEOUT_DAYS.into()));
         let default_rule = Rule {
             index: usize::MAX,
             domains: Vec::new(),
             action: default_action,
             access: default_access,
             invitation: base.clone(),
+            approval_timeout: base_timeout,
         };
 
         let mut index = DomainIndex::default();
         let mut rules = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.into_iter().enumerate() {
             let place = format!("rules[{i}]");
-            let validated = validate_rule(&place, i, rule, &options, &base)?;
+            let validated = validate_rule(&place, i, rule, &options, &base, base_timeout)?;
             for (d, pattern) in validated.domains.iter().enumerate() {
                 if let Some(other) = index.insert(pattern, i) {
                     return Err(invalid(
@@ -215,6 +225,7 @@ fn validate_rule(
     rule: RuleDocument,
     options: &BTreeMap<AccessKey, AccessOption>,
     base: &InvitationSettings,
+    base_timeout: time::Duration,
 ) -> Result<Rule, PolicyError> {
     if rule.domains.is_empty() {
         return Err(invalid(
@@ -279,12 +290,18 @@ fn validate_rule(
         )?
         .or_else(|| base.message_language.clone()),
     };
+    let approval_timeout = validate_timeout(
+        &format!("{place}.approvalTimeoutDays"),
+        rule.approval_timeout_days,
+    )?
+    .unwrap_or(base_timeout);
     Ok(Rule {
         index,
         domains,
         action,
         access,
         invitation,
+        approval_timeout,
     })
 }
 
@@ -346,6 +363,17 @@ fn validate_language(place: &str, language: Option<String>) -> Result<Option<Str
             place,
             format!("{tag:?} is not a language tag such as \"en-US\""),
         ))
+    }
+}
+
+fn validate_timeout(place: &str, days: Option<u32>) -> Result<Option<time::Duration>, PolicyError> {
+    match days {
+        None => Ok(None),
+        Some(days @ 1..=MAX_APPROVAL_TIMEOUT_DAYS) => Ok(Some(time::Duration::days(days.into()))),
+        Some(_) => Err(invalid(
+            place,
+            format!("must be 1-{MAX_APPROVAL_TIMEOUT_DAYS} days"),
+        )),
     }
 }
 

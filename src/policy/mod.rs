@@ -53,6 +53,9 @@ pub struct Rule {
     /// Access options the rule allows, in the order written; the first is the default.
     pub access: Vec<AccessKey>,
     pub invitation: InvitationSettings,
+    /// For `approve`: how long a request may wait for a decision before it is denied
+    /// (`approvalTimeoutDays`, per rule or global; default 14 days).
+    pub approval_timeout: time::Duration,
 }
 
 /// A loaded, validated policy.
@@ -142,6 +145,10 @@ impl<'a> Decision<'a> {
 
     pub fn invitation(&self) -> &'a InvitationSettings {
         &self.effective_rule().invitation
+    }
+
+    pub fn approval_timeout(&self) -> time::Duration {
+        self.effective_rule().approval_timeout
     }
 
     /// The access option a sign-up gets: the requested one if the rule allows it, the

@@ -155,6 +155,30 @@ fn default_approve_uses_default_access() {
 }
 
 #[test]
+fn approval_deadlines_default_to_14_days_and_rules_override_them() {
+    let policy = Policy::from_json(&format!(
+        r#"{{ "defaultAction": "approve", "defaultAccess": ["p"], "approvalTimeoutDays": 30,
+             "accessOptions": {{ "p": {{ "displayName": "P", "groups": ["{GROUP_A}"] }} }},
+             "rules": [{{ "domains": ["fast.example"], "action": "approve", "access": ["p"], "approvalTimeoutDays": 2 }}] }}"#
+    ))
+    .unwrap();
+    let days = |domain: &str| {
+        policy
+            .decide(&crate::domain::EmailDomain::parse(domain).unwrap())
+            .approval_timeout()
+            .whole_days()
+    };
+    assert_eq!((days("fast.example"), days("other.example")), (2, 30));
+    assert_eq!(
+        example()
+            .decide(&crate::domain::EmailDomain::parse("fabrikam.com").unwrap())
+            .approval_timeout()
+            .whole_days(),
+        14
+    );
+}
+
+#[test]
 fn invalid_policies_name_the_place() {
     let options =
         format!(r#""accessOptions": {{ "p": {{ "displayName": "P", "groups": ["{GROUP_A}"] }} }}"#);
@@ -173,6 +197,7 @@ fn invalid_policies_name_the_place() {
         ("bad group id", r#"{ "accessOptions": { "p": { "displayName": "P", "groups": ["sales"] } }, "rules": [] }"#.to_owned(), "accessOptions.p.groups[0]"),
         ("no groups", r#"{ "accessOptions": { "p": { "displayName": "P", "groups": [] } }, "rules": [] }"#.to_owned(), "accessOptions.p.groups"),
         ("bad option key", format!(r#"{{ "accessOptions": {{ "Bad Key": {{ "displayName": "P", "groups": ["{GROUP_A}"] }} }}, "rules": [] }}"#), "accessOptions.Bad Key"),
+        ("zero-day deadline", format!(r#"{{ "approvalTimeoutDays": 0, {options}, "rules": [] }}"#), "approvalTimeoutDays"),
         ("bad language", format!(r#"{{ {options}, "rules": [{{ "domains": ["a.com"], "action": "invite", "access": ["p"], "messageLanguage": "en_US" }}] }}"#), "rules[0].messageLanguage"),
     ];
     for (description, json, place) in cases {

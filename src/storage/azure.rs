@@ -17,12 +17,13 @@ use azure_data_tables::{
 use azure_storage::StorageCredentials;
 use azure_storage_queues::{QueueClient, QueueServiceClientBuilder};
 use base64::Engine;
+use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
     ADDRESSES_TABLE, AddressClaim, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
-    InviteMessage, REQUESTS_TABLE, RequestStore, SignupQueue, StorageAccount, StorageAuth,
-    StoreError, Versioned,
+    InviteMessage, REQUESTS_TABLE, RequestQuery, RequestStore, SignupQueue, StorageAccount,
+    StorageAuth, StoreError, Versioned,
     entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key},
 };
 use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
@@ -128,6 +129,41 @@ impl AzureStorage {
     }
 }
 
+impl AzureStorage {
+    async fn query_filter(
+        &self,
+        filter: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<Versioned<SignupRequest>>, StoreError> {
+        self.tables().await?;
+        let mut builder = self.requests.query();
+        if let Some(filter) = filter {
+            builder = builder.filter(filter);
+        }
+        let mut pages = builder.into_stream::<RequestEntity>();
+        let mut rows = Vec::new();
+        while let Some(page) = pages.next().await {
+            for entity in page.map_err(unavailable)?.entities {
+                let etag = entity.etag.clone();
+                match (entity.into_request(), etag) {
+                    (Ok(value), Some(etag)) => rows.push(Versioned {
+                        value,
+                        etag: ETag(etag),
+                    }),
+                    (Err(e), _) => {
+                        tracing::warn!(error = %e, "skipping a request row that does not parse")
+                    }
+                    (Ok(_), None) => tracing::warn!("skipping a request row without an ETag"),
+                }
+                if rows.len() >= limit {
+                    return Ok(rows);
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
 fn credentials(auth: &StorageAuth) -> Result<StorageCredentials, StoreError> {
     match auth {
         StorageAuth::SharedKey { account, key } => Ok(StorageCredentials::access_key(
@@ -226,6 +262,19 @@ impl RequestStore for AzureStorage {
             .await
             .map_err(write_error)?;
         Ok(ETag(response.etag.to_string()))
+    }
+
+    async fn find(&self, id: &RequestId) -> Result<Option<Versioned<SignupRequest>>, StoreError> {
+        let filter = format!("RowKey eq '{}'", check_key(&id.to_string())?);
+        Ok(self.query_filter(Some(filter), 1).await?.into_iter().next())
+    }
+
+    async fn query(
+        &self,
+        query: &RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<Versioned<SignupRequest>>, StoreError> {
+        self.query_filter(query.filter(), limit).await
     }
 
     async fn claim_of(

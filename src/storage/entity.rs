@@ -6,6 +6,8 @@
 //! `[a-z0-9.'_-]`, none of which Table Storage forbids (`/ \ # ?`, control characters);
 //! [`check_key`] asserts it at the edge anyway.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
@@ -39,6 +41,10 @@ fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("{field} is not a date")))
 }
 
+fn optional_time_of(field: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, StoreError> {
+    text.map(|t| parse_time(field, t)).transpose()
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(super) struct RequestEntity {
@@ -61,23 +67,24 @@ pub(super) struct RequestEntity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_request_id: Option<String>,
     pub created_at: String,
-    #[serde(
-        rename = "CreatedAt@odata.type",
-        skip_deserializing,
-        default = "edm_datetime"
-    )]
-    created_at_type: &'static str,
     pub updated_at: String,
-    #[serde(
-        rename = "UpdatedAt@odata.type",
-        skip_deserializing,
-        default = "edm_datetime"
-    )]
-    updated_at_type: &'static str,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decide_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notified_at: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Present in query results (`odata=fullmetadata`), never written.
+    #[serde(rename = "odata.etag", default, skip_serializing)]
+    pub etag: Option<String>,
+    /// `<Date>@odata.type: Edm.DateTime` for each date present, so the service stores
+    /// dates as dates (OData filters like `DecideBy lt datetime'…'` compare them).
+    #[serde(flatten, skip_deserializing)]
+    date_types: BTreeMap<String, &'static str>,
 }
 
 impl RequestEntity {
@@ -99,12 +106,32 @@ impl RequestEntity {
             invited_user_id: request.invited_user_id.clone(),
             graph_request_id: request.graph_request_id.clone(),
             created_at: format_time(request.created_at),
-            created_at_type: EDM_DATETIME,
             updated_at: format_time(request.updated_at),
-            updated_at_type: EDM_DATETIME,
             decided_by: request.decided_by.clone(),
+            decided_at: request.decided_at.map(format_time),
+            decide_by: request.decide_by.map(format_time),
+            notified_at: request.notified_at.map(format_time),
             dry_run: request.dry_run,
-        })
+            etag: None,
+            date_types: BTreeMap::new(),
+        }
+        .with_date_types())
+    }
+
+    fn with_date_types(mut self) -> Self {
+        let present = [
+            ("CreatedAt", true),
+            ("UpdatedAt", true),
+            ("DecidedAt", self.decided_at.is_some()),
+            ("DecideBy", self.decide_by.is_some()),
+            ("NotifiedAt", self.notified_at.is_some()),
+        ];
+        self.date_types = present
+            .into_iter()
+            .filter(|(_, present)| *present)
+            .map(|(name, _)| (format!("{name}@odata.type"), EDM_DATETIME))
+            .collect();
+        self
     }
 
     pub(super) fn into_request(self) -> Result<SignupRequest, StoreError> {
@@ -133,6 +160,9 @@ impl RequestEntity {
             invited_user_id: self.invited_user_id,
             graph_request_id: self.graph_request_id,
             decided_by: self.decided_by,
+            decided_at: optional_time_of("DecidedAt", self.decided_at.as_deref())?,
+            decide_by: optional_time_of("DecideBy", self.decide_by.as_deref())?,
+            notified_at: optional_time_of("NotifiedAt", self.notified_at.as_deref())?,
             dry_run: self.dry_run,
         })
     }

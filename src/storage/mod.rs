@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
+use crate::domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest};
 
 pub use azure::AzureStorage;
 pub use connection::{ConnectionError, StorageAccount, StorageAuth};
@@ -121,6 +121,42 @@ pub enum StoreError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Which requests to read; every field narrows the result. Built into an OData filter
+/// from typed values only, so no caller text reaches the query.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    pub status: Option<RequestStatus>,
+    pub domain: Option<EmailDomain>,
+    pub created_since: Option<OffsetDateTime>,
+    pub updated_before: Option<OffsetDateTime>,
+    pub decide_by_before: Option<OffsetDateTime>,
+}
+
+impl RequestQuery {
+    /// The OData `$filter`, or `None` for every row.
+    pub fn filter(&self) -> Option<String> {
+        let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
+        let date = |time: OffsetDateTime| format!("datetime'{}'", entity::format_time(time));
+        let clauses: Vec<String> = [
+            self.status
+                .map(|s| format!("Status eq {}", quote(s.as_str()))),
+            self.domain
+                .as_ref()
+                .map(|d| format!("PartitionKey eq {}", quote(d.as_str()))),
+            self.created_since
+                .map(|t| format!("CreatedAt ge {}", date(t))),
+            self.updated_before
+                .map(|t| format!("UpdatedAt lt {}", date(t))),
+            self.decide_by_before
+                .map(|t| format!("DecideBy lt {}", date(t))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!clauses.is_empty()).then(|| clauses.join(" and "))
+    }
+}
+
 /// Rows of table `SignupRequests` and `SignupAddresses`.
 #[async_trait]
 pub trait RequestStore: Send + Sync {
@@ -135,6 +171,18 @@ pub trait RequestStore: Send + Sync {
 
     /// Replaces the row if it still has `etag`; `Conflict` otherwise.
     async fn replace(&self, request: &SignupRequest, etag: &ETag) -> Result<ETag, StoreError>;
+
+    /// The request with this id, whatever its domain. A scan across partitions: right for an
+    /// administrator's single lookup, not for a hot path.
+    async fn find(&self, id: &RequestId) -> Result<Option<Versioned<SignupRequest>>, StoreError>;
+
+    /// Up to `limit` requests matching `query`, in table order (domain, then time). Rows that
+    /// do not parse are skipped with a warning.
+    async fn query(
+        &self,
+        query: &RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<Versioned<SignupRequest>>, StoreError>;
 
     async fn claim_of(
         &self,
@@ -161,6 +209,26 @@ pub struct DeadLetter {
     /// The message text (truncated to what a table property holds).
     pub text: String,
     pub received_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_become_odata_filters_from_typed_values() {
+        assert_eq!(RequestQuery::default().filter(), None);
+        let query = RequestQuery {
+            status: Some(RequestStatus::PendingApproval),
+            domain: Some(EmailDomain::parse("contoso.com").unwrap()),
+            decide_by_before: Some(time::macros::datetime!(2026-11-24 10:00 UTC)),
+            ..Default::default()
+        };
+        assert_eq!(
+            query.filter().unwrap(),
+            "Status eq 'PendingApproval' and PartitionKey eq 'contoso.com' and DecideBy lt datetime'2026-11-24T10:00:00Z'"
+        );
+    }
 }
 
 #[async_trait]

@@ -171,6 +171,8 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         dry_run: true,
         log_format: LogFormat::Text,
         graph: None,
+        approval_webhook: None,
+        public_base_url: None,
     }
 }
 

@@ -1,0 +1,210 @@
+//! Changes to existing requests that several entry points share (intake, the `Approval`
+//! function, `Reconcile`, the admin command line): sending a request to the invitation
+//! queue, an administrator's decision, the decision deadline, the approval notification.
+//!
+//! Each is an ETag-guarded compare-and-swap on the row, retried a few times when another
+//! writer got there first, so concurrent callers never overwrite each other.
+
+use std::sync::Arc;
+
+use crate::{
+    clock::Clock,
+    domain::{RequestId, RequestStatus, SignupRequest},
+    notify::ApprovalNotifier,
+    storage::{InviteMessage, RequestStore, SignupQueue, StoreError, Versioned},
+};
+
+/// Lost ETag races tolerated before giving up (the caller may try again).
+const MAX_RACES: usize = 4;
+
+/// An administrator's decision on a pending request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+/// The request after a decision.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub request: SignupRequest,
+    /// `false` when the same decision had already been made (deciding twice is harmless).
+    pub changed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no request has this id")]
+    NotFound,
+    /// The opposite decision was made first (two administrators at once, or later).
+    #[error("the request was already decided: {}", .0.status)]
+    AlreadyDecided(Box<SignupRequest>),
+    /// The request never needed a decision (its domain's rule invites at once).
+    #[error("the request is not waiting for approval: {}", .0.status)]
+    NotPending(Box<SignupRequest>),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+pub struct Requests {
+    pub store: Arc<dyn RequestStore>,
+    pub queue: Arc<dyn SignupQueue>,
+    pub clock: Clock,
+    /// `APPROVAL_WEBHOOK_URL`, when set.
+    pub notifier: Option<ApprovalNotifier>,
+}
+
+impl Requests {
+    /// Sends the invitation message, then marks the row `Queued` if nobody moved it on.
+    /// A row left `Accepted` (the mark failed) is harmless: the worker takes `Accepted` rows.
+    pub async fn enqueue(&self, row: Versioned<SignupRequest>) -> Result<(), StoreError> {
+        let Versioned {
+            value: mut request,
+            etag,
+        } = row;
+        self.queue.send(&InviteMessage::new(&request)).await?;
+        request.status = RequestStatus::Queued;
+        request.updated_at = self.clock.now();
+        match self.store.replace(&request, &etag).await {
+            // Conflict: the worker was faster and the row is further along; keep its state.
+            Ok(_) | Err(StoreError::Conflict) => {}
+            Err(e) => {
+                tracing::warn!(request_id = %request.id, error = %e, "could not mark row Queued")
+            }
+        }
+        Ok(())
+    }
+
+    /// Approves or denies a pending request, recording who, when and why. Approval sends
+    /// the request to the invitation queue.
+    pub async fn decide(
+        &self,
+        id: &RequestId,
+        verdict: Verdict,
+        by: &str,
+        reason: Option<String>,
+    ) -> Result<Decided, DecideError> {
+        for _ in 0..MAX_RACES {
+            let row = self.store.find(id).await?.ok_or(DecideError::NotFound)?;
+            let status = row.value.status;
+            let decided_earlier = row.value.decided_by.is_some();
+            let (next, same) = match verdict {
+                Verdict::Approve => (RequestStatus::Accepted, status != RequestStatus::Denied),
+                Verdict::Deny => (RequestStatus::Denied, status == RequestStatus::Denied),
+            };
+            if status != RequestStatus::PendingApproval {
+                return match (decided_earlier, same) {
+                    (true, true) => Ok(Decided {
+                        request: row.value,
+                        changed: false,
+                    }),
+                    (true, false) => Err(DecideError::AlreadyDecided(Box::new(row.value))),
+                    (false, _) => Err(DecideError::NotPending(Box::new(row.value))),
+                };
+            }
+            let now = self.clock.now();
+            let mut request = row.value.clone();
+            request.status = next;
+            request.decided_by = Some(by.to_owned());
+            request.decided_at = Some(now);
+            request.reason = reason.clone();
+            request.updated_at = now;
+            match self.store.replace(&request, &row.etag).await {
+                Ok(etag) => {
+                    tracing::info!(request_id = %id, domain = %request.email.domain(), verdict = ?verdict, "request decided");
+                    if verdict == Verdict::Approve {
+                        let approved = Versioned {
+                            value: request.clone(),
+                            etag,
+                        };
+                        if let Err(e) = self.enqueue(approved).await {
+                            // The decision stands; Reconcile sends rows left Accepted.
+                            tracing::warn!(request_id = %id, error = %e, "approved, not yet enqueued");
+                        } else {
+                            request.status = RequestStatus::Queued;
+                        }
+                    }
+                    return Ok(Decided {
+                        request,
+                        changed: true,
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// Denies a pending request whose decision deadline has passed. `false` when it is no
+    /// longer pending (decided meanwhile) or another writer won.
+    pub async fn expire(&self, row: Versioned<SignupRequest>) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let due = row.value.decide_by.is_some_and(|deadline| deadline <= now);
+        if row.value.status != RequestStatus::PendingApproval || !due {
+            return Ok(false);
+        }
+        let mut request = row.value;
+        request.status = RequestStatus::Denied;
+        request.decided_by = Some("system".into());
+        request.decided_at = Some(now);
+        request.reason = Some("expired: no decision before the deadline".into());
+        request.updated_at = now;
+        match self.store.replace(&request, &row.etag).await {
+            Ok(_) => {
+                tracing::info!(request_id = %request.id, domain = %request.email.domain(), "pending request expired");
+                Ok(true)
+            }
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Tells administrators about a pending request, once. A failure leaves `NotifiedAt`
+    /// empty so Reconcile tries again; the request itself is never affected.
+    pub async fn notify_pending(&self, row: Versioned<SignupRequest>) -> Result<(), NotifyFailure> {
+        let Some(notifier) = &self.notifier else {
+            return Ok(());
+        };
+        if row.value.status != RequestStatus::PendingApproval || row.value.notified_at.is_some() {
+            return Ok(());
+        }
+        notifier
+            .notify(&row.value)
+            .await
+            .map_err(NotifyFailure::Webhook)?;
+        let mut row = row;
+        for _ in 0..MAX_RACES {
+            row.value.notified_at = Some(self.clock.now());
+            match self.store.replace(&row.value, &row.etag).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict) => {
+                    // Changed meanwhile (decided, or notified by a concurrent run): re-read.
+                    match self
+                        .store
+                        .get(row.value.email.domain(), &row.value.id)
+                        .await?
+                    {
+                        Some(fresh)
+                            if fresh.value.status == RequestStatus::PendingApproval
+                                && fresh.value.notified_at.is_none() =>
+                        {
+                            row = fresh
+                        }
+                        _ => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyFailure {
+    #[error("approval webhook failed: {0}")]
+    Webhook(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
