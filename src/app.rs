@@ -17,6 +17,7 @@ use crate::{
     notify::ApprovalNotifier,
     policy::{Policy, PolicyError},
     problem::{ErrorCode, Problem},
+    reconcile::Reconciler,
     requests::Requests,
     settings::Settings,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
@@ -40,6 +41,9 @@ pub enum StartupError {
     Graph(#[from] GraphConfigError),
 }
 
+/// Rows Reconcile handles per category per run (one run every five minutes).
+const RECONCILE_BATCH: usize = 200;
+
 /// Time limit of one approval webhook call.
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -49,6 +53,8 @@ pub struct Application {
     address: SocketAddr,
     intake: Arc<Intake>,
     worker: Arc<Worker>,
+    requests: Arc<Requests>,
+    reconciler: Arc<Reconciler>,
     storage: AzureStorage,
 }
 
@@ -113,6 +119,12 @@ impl Application {
             address,
             intake,
             worker,
+            reconciler: Arc::new(Reconciler {
+                requests: requests.clone(),
+                lease: DEFAULT_LEASE,
+                batch: RECONCILE_BATCH,
+            }),
+            requests,
             storage,
         })
     }
@@ -131,11 +143,16 @@ impl Application {
             }
         });
         tracing::info!(address = %self.address, "handler listening");
-        warp::serve(routes(self.intake, self.worker))
-            .incoming(self.listener)
-            .graceful(shutdown)
-            .run()
-            .await;
+        warp::serve(routes(
+            self.intake,
+            self.worker,
+            self.requests,
+            self.reconciler,
+        ))
+        .incoming(self.listener)
+        .graceful(shutdown)
+        .run()
+        .await;
     }
 }
 
@@ -143,6 +160,8 @@ impl Application {
 pub fn routes(
     intake: Arc<Intake>,
     worker: Arc<Worker>,
+    requests: Arc<Requests>,
+    reconciler: Arc<Reconciler>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
     let probe = warp::path::end()
@@ -155,6 +174,10 @@ pub fn routes(
         .or(functions::invite_queue::route(worker.clone()))
         .unify()
         .or(functions::invite_poison::route(worker))
+        .unify()
+        .or(functions::approval::route(requests))
+        .unify()
+        .or(functions::reconcile::route(reconciler))
         .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()
@@ -169,10 +192,14 @@ pub fn routes(
         })
 }
 
+/// The `detail` of the 404 for a path no function serves (tests tell it from a function's
+/// own 404, such as an unknown request id).
+pub const NO_ROUTE: &str = "There is nothing at this address.";
+
 /// Warp's rejections (no route, wrong method) as problem+json.
 fn rejected(rejection: warp::Rejection) -> warp::reply::Response {
     let problem = if rejection.is_not_found() {
-        Problem::new(ErrorCode::NotFound, "There is nothing at this address.")
+        Problem::new(ErrorCode::NotFound, NO_ROUTE)
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         Problem::new(
             ErrorCode::MethodNotAllowed,

@@ -2,7 +2,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+
+/// RFC 3339 text of a time (`2026-11-24T10:00:00Z` for UTC): how rows, answers and the
+/// command line write dates.
+pub fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&Rfc3339).unwrap_or_default()
+}
 
 #[derive(Clone)]
 pub struct Clock(Arc<dyn Fn() -> OffsetDateTime + Send + Sync>);

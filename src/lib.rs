@@ -37,6 +37,7 @@ pub mod invocation;
 pub mod notify;
 pub mod policy;
 pub mod problem;
+pub mod reconcile;
 pub mod requests;
 pub mod settings;
 pub mod storage;

@@ -23,6 +23,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     NotFound,
     MethodNotAllowed,
+    AlreadyDecided,
+    NotPending,
     ServiceUnavailable,
     InternalError,
 }
@@ -42,6 +44,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::AlreadyDecided => "already_decided",
+            Self::NotPending => "not_pending",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -58,6 +62,7 @@ impl ErrorCode {
             Self::DomainNotAllowed | Self::AccessNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::AlreadyDecided | Self::NotPending => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -80,6 +85,8 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "Unsupported content type",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
+            Self::AlreadyDecided => "Already decided",
+            Self::NotPending => "Not waiting for approval",
             Self::ServiceUnavailable => "Service temporarily unavailable",
             Self::InternalError => "Internal error",
         }

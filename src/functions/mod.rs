@@ -5,10 +5,19 @@
 //! ([`crate::invocation`]). The folder name, the module and the route agree; a test checks
 //! every `*/function.json` against [`FUNCTIONS`].
 
+pub mod approval;
+mod body;
 pub mod invite_poison;
 pub mod invite_queue;
 mod queue_trigger;
+pub mod reconcile;
 pub mod signup_http;
 
 /// Every function folder the handler serves.
-pub const FUNCTIONS: [&str; 3] = ["SignupHttp", "InviteQueue", "InvitePoison"];
+pub const FUNCTIONS: [&str; 5] = [
+    "SignupHttp",
+    "InviteQueue",
+    "InvitePoison",
+    "Approval",
+    "Reconcile",
+];

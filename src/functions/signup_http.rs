@@ -4,8 +4,7 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use bytes::{Buf, Bytes};
-use futures::{Stream, StreamExt};
+use bytes::Bytes;
 use serde::{Deserialize, de::IgnoredAny};
 use warp::{
     Filter,
@@ -13,6 +12,7 @@ use warp::{
     reply::Reply,
 };
 
+use super::body;
 use crate::{
     domain::{DisplayName, EmailAddress, FreeText, RequestId, TextError},
     intake::{Intake, IntakeError, Receipt, ReceiptStatus, Submission},
@@ -32,8 +32,8 @@ pub fn route(
     warp::path!("api" / "signup")
         .and(warp::post())
         .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .then(move |headers: HeaderMap, body| {
+        .and(body::limited(MAX_BODY_BYTES))
+        .then(move |headers: HeaderMap, body: Result<Bytes, Problem>| {
             let intake = intake.clone();
             async move {
                 match handle(&intake, &headers, body).await {
@@ -44,20 +44,13 @@ pub fn route(
         })
 }
 
-async fn handle<S, B>(intake: &Intake, headers: &HeaderMap, body: S) -> Result<Receipt, Problem>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
-{
+async fn handle(
+    intake: &Intake,
+    headers: &HeaderMap,
+    body: Result<Bytes, Problem>,
+) -> Result<Receipt, Problem> {
     let kind = body_kind(headers)?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    let bytes = read_limited(body, MAX_BODY_BYTES).await?;
+    let bytes = body?;
     let form = match kind {
         BodyKind::Json => RawForm::from_json(&bytes)?,
         BodyKind::Form => RawForm::from_urlencoded(&bytes)?,
@@ -131,40 +124,6 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Problem> {
             "Send the form as application/json or application/x-www-form-urlencoded.",
         )),
     }
-}
-
-fn too_large() -> Problem {
-    Problem::new(
-        ErrorCode::PayloadTooLarge,
-        "The request body is larger than 16 KiB.",
-    )
-}
-
-/// Reads the body, refusing it as soon as it passes `limit` bytes.
-async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Bytes, Problem>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
-{
-    let mut collected = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| {
-            Problem::new(
-                ErrorCode::InvalidRequest,
-                "The request body could not be read.",
-            )
-        })?;
-        if collected.len() + chunk.remaining() > limit {
-            return Err(too_large());
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            collected.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(collected.into())
 }
 
 /// A field as sent: text, or something else (a number, an object) that is a type error.

@@ -32,9 +32,7 @@ pub(super) fn check_key(key: &str) -> Result<&str, StoreError> {
     Ok(key)
 }
 
-pub(super) fn format_time(time: OffsetDateTime) -> String {
-    time.format(&Rfc3339).unwrap_or_default()
-}
+pub(super) use crate::clock::rfc3339 as format_time;
 
 fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(text, &Rfc3339)

@@ -211,6 +211,18 @@ pub struct DeadLetter {
     pub received_at: OffsetDateTime,
 }
 
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn record(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+}
+
+/// The `signup-requests` queue.
+#[async_trait]
+pub trait SignupQueue: Send + Sync {
+    /// Sends the message, base64-encoded as host.json's `messageEncoding` says.
+    async fn send(&self, message: &InviteMessage) -> Result<(), StoreError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,16 +241,4 @@ mod tests {
             "Status eq 'PendingApproval' and PartitionKey eq 'contoso.com' and DecideBy lt datetime'2026-11-24T10:00:00Z'"
         );
     }
-}
-
-#[async_trait]
-pub trait DeadLetters: Send + Sync {
-    async fn record(&self, letter: &DeadLetter) -> Result<(), StoreError>;
-}
-
-/// The `signup-requests` queue.
-#[async_trait]
-pub trait SignupQueue: Send + Sync {
-    /// Sends the message, base64-encoded as host.json's `messageEncoding` says.
-    async fn send(&self, message: &InviteMessage) -> Result<(), StoreError>;
 }
