@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{app::Application, settings::Settings, telemetry};
+use crate::{admin, app::Application, settings::Settings, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,26 +22,24 @@ struct Cli {
 enum Command {
     /// Run the custom handler (the default): listens on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve,
-    /// Policy tools.
+    /// Read, approve, deny and export sign-up requests (uses AzureWebJobsStorage).
+    Requests {
+        #[command(subcommand)]
+        command: admin::RequestsCommand,
+    },
+    /// Check the policy file, or explain what it does with an address.
     Policy {
         #[command(subcommand)]
-        command: PolicyCommand,
+        command: admin::PolicyCommand,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum PolicyCommand {
-    /// Validate a policy file (default: $SIGNUP_POLICY_PATH or policy.json).
-    Check { file: Option<std::path::PathBuf> },
 }
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve().await,
-        Command::Policy {
-            command: PolicyCommand::Check { file },
-        } => policy_check(file),
+        Command::Requests { command } => admin::requests(command).await,
+        Command::Policy { command } => admin::policy(command),
     }
 }
 
@@ -64,27 +62,6 @@ async fn serve() -> ExitCode {
     };
     app.run_until_stopped(shutdown_signal()).await;
     ExitCode::SUCCESS
-}
-
-fn policy_check(file: Option<std::path::PathBuf>) -> ExitCode {
-    let path = file
-        .or_else(|| std::env::var_os("SIGNUP_POLICY_PATH").map(Into::into))
-        .unwrap_or_else(|| "policy.json".into());
-    match crate::policy::Policy::load(&path) {
-        Ok(policy) => {
-            println!(
-                "{}: valid ({} rules, {} access options)",
-                path.display(),
-                policy.rules().len(),
-                policy.access_options().count()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("{}: {e}", path.display());
-            ExitCode::from(1)
-        }
-    }
 }
 
 /// Ctrl-C or SIGTERM (what the host and App Service send).

@@ -24,8 +24,12 @@
 //!   token cache; errors sorted into transient (the host retries) and permanent.
 //! - [`problem`]: RFC 9457 errors with stable codes.
 //! - [`app`]: binds the port first, then serves every route; [`settings`] reads every
-//!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line.
+//!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line, [`admin`] its
+//!   administrators' commands.
+//! - [`requests`]: operations on existing rows shared by intake, approvals, [`reconcile`]
+//!   and the command line (enqueue, decide, expire, notify through [`notify`]).
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod clock;

@@ -26,6 +26,16 @@ impl DomainPattern {
     }
 }
 
+impl DomainPattern {
+    /// Whether this pattern covers `domain` (whole labels only).
+    pub fn matches(&self, domain: &EmailDomain) -> bool {
+        match self {
+            Self::Exact(exact) => exact == domain,
+            Self::Subdomains(suffix) => domain.ancestors().any(|a| a == suffix.as_str()),
+        }
+    }
+}
+
 impl fmt::Display for DomainPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
