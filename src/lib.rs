@@ -18,12 +18,16 @@
 //! - [`problem`]: RFC 9457 errors with stable codes.
 //! - [`app`]: binds the port first, then serves every route; [`settings`] reads every
 //!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line.
+//! - [`host`]: the local host runner (`b2b-signup host`), the Functions host's part for
+//!   development and tests: reads host.json and `*/function.json`, starts the handler,
+//!   forwards HTTP, polls queues and fires timers with the host's exact payloads.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod domain;
 pub mod functions;
+pub mod host;
 pub mod intake;
 pub mod policy;
 pub mod problem;
