@@ -28,6 +28,9 @@
 //!   administrators' commands.
 //! - [`requests`]: operations on existing rows shared by intake, approvals, [`reconcile`]
 //!   and the command line (enqueue, decide, expire, notify through [`notify`]).
+//! - [`host`]: the local host runner (`b2b-signup host`), the Functions host's part for
+//!   development and tests: reads host.json and `*/function.json`, starts the handler,
+//!   forwards HTTP, polls queues and fires timers with the host's exact payloads.
 
 pub mod admin;
 pub mod app;
@@ -36,6 +39,7 @@ pub mod clock;
 pub mod domain;
 pub mod functions;
 pub mod graph;
+pub mod host;
 pub mod intake;
 pub mod invocation;
 pub mod notify;

@@ -61,20 +61,7 @@ pub struct AzureStorage {
 
 impl AzureStorage {
     pub fn new(account: &StorageAccount, timeouts: StorageTimeouts) -> Result<Self, StoreError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect)
-            .timeout(timeouts.request)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        let options = ClientOptions::new(TransportOptions::new(Arc::new(http))).retry(
-            RetryOptions::exponential(
-                ExponentialRetryOptions::default()
-                    .max_retries(timeouts.retries)
-                    .initial_delay(Duration::from_millis(100))
-                    .max_total_elapsed(timeouts.request * 2),
-            ),
-        );
+        let options = client_options(timeouts)?;
         let credentials = credentials(&account.auth)?;
         let tables =
             TableServiceClientBuilder::with_location(account.table_location(), credentials.clone())
@@ -164,7 +151,26 @@ impl AzureStorage {
     }
 }
 
-fn credentials(auth: &StorageAuth) -> Result<StorageCredentials, StoreError> {
+/// Client options with `timeouts` on every call; shared with the local host runner's queues.
+pub(crate) fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions, StoreError> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .timeout(timeouts.request)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    Ok(
+        ClientOptions::new(TransportOptions::new(Arc::new(http))).retry(RetryOptions::exponential(
+            ExponentialRetryOptions::default()
+                .max_retries(timeouts.retries)
+                .initial_delay(Duration::from_millis(100))
+                .max_total_elapsed(timeouts.request * 2),
+        )),
+    )
+}
+
+/// The credential for `auth`; shared with the local host runner's queues.
+pub(crate) fn credentials(auth: &StorageAuth) -> Result<StorageCredentials, StoreError> {
     match auth {
         StorageAuth::SharedKey { account, key } => Ok(StorageCredentials::access_key(
             account.clone(),

@@ -1,0 +1,264 @@
+//! The local host runner: `b2b-signup host` plays the Azure Functions host's part for
+//! development and tests, where Core Tools (`func`) cannot be installed.
+//!
+//! It reads the same files as the host and behaves as the host does towards the handler:
+//!
+//! - [`config`]: `host.json` and every `*/function.json`; [`settings`]: the environment plus
+//!   `local.settings.json`, as `func start` reads them.
+//! - [`handler`]: starts the handler with `FUNCTIONS_CUSTOMHANDLER_PORT` and waits for `GET /`
+//!   (or uses one already running, `--handler-url`).
+//! - [`http`]: forwards `/<routePrefix>/<route>` requests unchanged, with `authLevel` keys.
+//! - [`queues`] (on [`queue_store`]) and [`timers`] (on [`ncrontab`]): trigger functions with
+//!   the exact invocation payloads of [`payload`], sent by [`invoke`].
+//!
+//! What it does not do: other bindings, output bindings, the admin API, keys in storage,
+//! timer schedule state across runs. A function that needs more is refused at start-up.
+
+pub mod config;
+pub mod handler;
+pub mod http;
+pub mod invoke;
+pub mod ncrontab;
+pub mod payload;
+pub mod queue_store;
+pub mod queues;
+pub mod settings;
+pub mod timers;
+
+use std::{
+    collections::BTreeMap, future::Future, io::Write, path::PathBuf, sync::Arc, time::Duration,
+};
+
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+use crate::storage::{ConnectionError, StorageAccount, azure::StorageTimeouts};
+
+use self::{
+    config::{AppConfig, AuthLevel, ConfigError, Trigger},
+    handler::{HandlerError, HandlerSource, RunningHandler},
+    http::{Forwarder, FunctionKeys, HttpFrontDoor, RouteTable},
+    invoke::Invoker,
+    queue_store::{AzureQueueStore, QueueStore},
+    queues::QueueListener,
+    settings::{FUNCTION_KEYS_SETTING, HostSettings, SettingsError},
+    timers::TimerListener,
+};
+
+/// `func start`'s default port.
+pub const DEFAULT_PORT: u16 = 7071;
+
+/// How the runner is asked to run.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The folder with host.json and the function folders.
+    pub app_root: PathBuf,
+    /// `None`: local.settings.json `Host.LocalHttpPort`, else [`DEFAULT_PORT`]; 0: any port.
+    pub port: Option<u16>,
+    /// Start the handler, or use one that is running.
+    pub handler: HandlerSource,
+}
+
+/// Why the runner could not start, or stopped on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{FUNCTION_KEYS_SETTING}: {0}")]
+    Keys(String),
+    #[error("HTTP routes: {0}")]
+    Routes(String),
+    #[error("storage for {function} (connection setting {setting:?}): {source}")]
+    Storage {
+        function: String,
+        setting: String,
+        source: ConnectionError,
+    },
+    #[error("cannot set up clients: {0}")]
+    Client(String),
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Handler(#[from] HandlerError),
+    /// The handler process ended while the runner was serving (exit status 1).
+    #[error("the handler exited ({0}); the runner stops too")]
+    HandlerExited(String),
+}
+
+/// Runs until `shutdown` completes (Ctrl-C, SIGTERM) or the handler exits.
+///
+/// Prints `b2b-signup host listening on http://127.0.0.1:<port>` on stdout once the handler
+/// is ready and every trigger has started.
+pub async fn run(
+    options: HostOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), HostError> {
+    let settings = HostSettings::load(&options.app_root)?;
+    let app = AppConfig::load(&options.app_root, &settings)?;
+    let keys = FunctionKeys::parse(settings.get(FUNCTION_KEYS_SETTING).as_deref())
+        .map_err(HostError::Keys)?;
+    let routes =
+        RouteTable::new(&app.host.route_prefix, &app.functions).map_err(HostError::Routes)?;
+    let stores = queue_stores(&app, &settings)?;
+
+    // Bind first: a taken port fails before the handler is started.
+    let port = options
+        .port
+        .or(settings.local_http_port())
+        .unwrap_or(DEFAULT_PORT);
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| HostError::Bind { port, source })?;
+    let address = listener
+        .local_addr()
+        .map_err(|source| HostError::Bind { port, source })?;
+
+    let mut handler =
+        RunningHandler::start(&options.handler, &options.app_root, &app.host, &settings).await?;
+    let invoker = Invoker::new(handler.base_url.clone(), app.host.function_timeout)
+        .map_err(|e| HostError::Client(e.to_string()))?;
+
+    let needs_keys = app
+        .functions
+        .iter()
+        .any(|f| matches!(&f.trigger, Trigger::Http(h) if h.auth_level != AuthLevel::Anonymous));
+    if needs_keys && keys.is_empty() {
+        tracing::warn!(
+            "functions with authLevel function/admin will answer 401 to everyone: set \
+             {FUNCTION_KEYS_SETTING}=name=key"
+        );
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let front_door = HttpFrontDoor {
+        routes,
+        keys,
+        forwarder: Forwarder::new(handler.authority.clone(), app.host.function_timeout),
+    };
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(http::serve(listener, front_door, async move {
+        stopped(&mut http_stop).await;
+    }));
+
+    let mut triggers = JoinSet::new();
+    // A fetched message stays locked for longer than any invocation may take.
+    let lock = app.host.function_timeout + Duration::from_secs(60);
+    for function in &app.functions {
+        match &function.trigger {
+            Trigger::Http(_) => {}
+            Trigger::Queue(trigger) => {
+                let Some(store) = stores.get(&trigger.connection) else {
+                    continue;
+                };
+                let listener = Arc::new(QueueListener {
+                    function: function.name.clone(),
+                    trigger: trigger.clone(),
+                    options: app.host.queues.clone(),
+                    store: store.clone(),
+                    invoker: invoker.clone(),
+                    lock,
+                });
+                triggers.spawn(listener.run(stop_rx.clone()));
+            }
+            Trigger::Timer(trigger) => {
+                let listener = TimerListener {
+                    function: function.name.clone(),
+                    trigger: trigger.clone(),
+                    invoker: invoker.clone(),
+                };
+                triggers.spawn(listener.run(stop_rx.clone()));
+            }
+        }
+    }
+
+    print_functions(&app, &address.to_string());
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("stopping");
+            Ok(())
+        }
+        status = handler.exited() => Err(HostError::HandlerExited(status)),
+    };
+
+    // Triggers first (their invocations still need the handler), then HTTP, then the handler.
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(Duration::from_secs(35), async {
+        while triggers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        triggers.abort_all();
+    }
+    if tokio::time::timeout(Duration::from_secs(5), http_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP requests still running at shutdown were dropped");
+    }
+    handler.stop().await;
+    outcome
+}
+
+/// One queue client per storage setting that queue triggers name.
+fn queue_stores(
+    app: &AppConfig,
+    settings: &HostSettings,
+) -> Result<BTreeMap<String, Arc<dyn QueueStore>>, HostError> {
+    let mut stores: BTreeMap<String, Arc<dyn QueueStore>> = BTreeMap::new();
+    for function in &app.functions {
+        let Trigger::Queue(trigger) = &function.trigger else {
+            continue;
+        };
+        if stores.contains_key(&trigger.connection) {
+            continue;
+        }
+        // The connection names a setting read like AzureWebJobsStorage: a connection string
+        // or its identity-based `<name>__accountName` / `__queueServiceUri` form.
+        let account = StorageAccount::from_settings(|name| {
+            settings.get(&name.replacen(config::DEFAULT_CONNECTION, &trigger.connection, 1))
+        })
+        .map_err(|source| HostError::Storage {
+            function: function.name.clone(),
+            setting: trigger.connection.clone(),
+            source,
+        })?;
+        let store = AzureQueueStore::new(&account, StorageTimeouts::default())
+            .map_err(|e| HostError::Client(e.to_string()))?;
+        stores.insert(trigger.connection.clone(), Arc::new(store));
+    }
+    Ok(stores)
+}
+
+/// The function list `func start` prints, then the line tests wait for.
+fn print_functions(app: &AppConfig, address: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "\nFunctions:\n");
+    for function in &app.functions {
+        let line = match &function.trigger {
+            Trigger::Http(h) => {
+                let methods = if h.methods.is_empty() {
+                    "*".to_owned()
+                } else {
+                    h.methods.join(",")
+                };
+                let prefix = if app.host.route_prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("/{}", app.host.route_prefix)
+                };
+                format!("[{methods}] http://{address}{prefix}/{}", h.route)
+            }
+            Trigger::Queue(q) => format!("queueTrigger ({})", q.queue_name),
+            Trigger::Timer(t) => format!("timerTrigger ({})", t.schedule_text),
+        };
+        let _ = writeln!(out, "\t{}: {line}", function.name);
+    }
+    let _ = writeln!(out, "\nb2b-signup host listening on http://{address}");
+    let _ = out.flush();
+}
+
+/// Completes once the stop flag is set (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

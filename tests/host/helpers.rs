@@ -1,0 +1,437 @@
+//! The runner under test and what it talks to: an app root in a temporary folder, the real
+//! `b2b-signup host` process, a fake handler in the test process (the runner's
+//! `--handler-url`), and queues on a real Azurite.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use azure_storage::{CloudLocation, StorageCredentials};
+use azure_storage_queues::{QueueClient, QueueServiceClientBuilder};
+use base64::Engine;
+use bytes::Bytes;
+use tokio::sync::mpsc as async_mpsc;
+use warp::{
+    Filter,
+    http::{HeaderMap, Method},
+};
+
+// Only part of the shared Azurite helper is used here.
+#[allow(dead_code)]
+#[path = "../support/azurite.rs"]
+mod azurite;
+pub use azurite::Azurite;
+
+/// A test host.json: forwarding on, and queue settings that make retries quick.
+pub const TEST_HOST_JSON: &str = r#"{
+    "version": "2.0",
+    "customHandler": {
+        "description": { "defaultExecutablePath": "b2b-signup", "workingDirectory": "", "arguments": [] },
+        "enableForwardingHttpRequest": true
+    },
+    "extensions": {
+        "http": { "routePrefix": "api" },
+        "queues": {
+            "batchSize": 4,
+            "newBatchThreshold": 2,
+            "maxDequeueCount": 3,
+            "visibilityTimeout": "00:00:00",
+            "maxPollingInterval": "00:00:00.500",
+            "messageEncoding": "base64"
+        }
+    }
+}"#;
+
+/// The function key tests use for `authLevel: function` routes.
+pub const FUNCTION_KEY: &str = "test-key-0123456789";
+
+/// An app root: host.json, function folders, optional local.settings.json.
+pub struct AppRoot {
+    dir: tempfile::TempDir,
+}
+
+impl AppRoot {
+    pub fn new(host_json: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("host.json"), host_json).expect("host.json written");
+        Self { dir }
+    }
+
+    pub fn function(self, name: &str, function_json: &str) -> Self {
+        let folder = self.dir.path().join(name);
+        std::fs::create_dir_all(&folder).expect("function folder");
+        std::fs::write(folder.join("function.json"), function_json).expect("function.json");
+        self
+    }
+
+    pub fn file(self, name: &str, contents: &str) -> Self {
+        std::fs::write(self.dir.path().join(name), contents).expect("file written");
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A `b2b-signup host` process, killed when dropped; its output is kept for failures.
+pub struct HostProcess {
+    child: Child,
+    pub address: String,
+    output: Arc<Mutex<String>>,
+}
+
+impl HostProcess {
+    /// Starts the runner and waits (without blocking the test's runtime, which may be
+    /// serving the fake handler) for its "listening" line.
+    pub async fn start(root: &AppRoot, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let (child, output, lines) = Self::spawn(root, args, env);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            match lines.try_recv() {
+                Ok(line) => {
+                    if let Some(address) = line.strip_prefix("b2b-signup host listening on ") {
+                        break address.trim().to_owned();
+                    }
+                }
+                Err(mpsc::TryRecvError::Empty) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(_) => panic!(
+                    "the runner did not report its address; output:\n{}",
+                    output.lock().unwrap()
+                ),
+            }
+        };
+        Self {
+            child,
+            address,
+            output,
+        }
+    }
+
+    /// Starts the runner expecting it to stop by itself; returns its status and output.
+    pub fn run_to_exit(
+        root: &AppRoot,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (ExitStatus, String) {
+        let (mut child, output, _lines) = Self::spawn(root, args, env);
+        let status = wait_with_timeout(&mut child, Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50)); // let the readers finish
+        let text = output.lock().unwrap().clone();
+        (status, text)
+    }
+
+    fn spawn(
+        root: &AppRoot,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_b2b-signup"));
+        command
+            .arg("host")
+            .args(["--port", "0", "--app-root"])
+            .arg(root.path())
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            // The test process's own settings must not leak into the runner.
+            .env_remove("AzureWebJobsStorage")
+            .env_remove("B2B_HOST_FUNCTION_KEYS")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the runner starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout piped");
+        let stderr = child.stderr.take().expect("stderr piped");
+        for (stream, tx) in [
+            (Box::new(stdout) as Box<dyn Read + Send>, Some(tx)),
+            (Box::new(stderr), None),
+        ] {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    output.lock().unwrap().push_str(&format!("{line}\n"));
+                    if let Some(tx) = &tx {
+                        let _ = tx.send(line);
+                    }
+                }
+            });
+        }
+        (child, output, rx)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM (what App Service and Ctrl-C-like stops send) and waits for the exit.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGTERM sent");
+        self.wait(Duration::from_secs(30)).await
+    }
+
+    /// Waits for the runner to exit by itself.
+    pub async fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the runner did not exit within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the runner did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- runner output ---\n{}", self.output());
+        }
+    }
+}
+
+/// A request the fake handler received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("the request body is JSON")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The fake handler's answer: status, headers, body.
+pub type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
+
+/// The answer a custom handler gives a successful invocation.
+pub fn invocation_ok() -> Answer {
+    (
+        200,
+        vec![("content-type", "application/json".into())],
+        br#"{"Outputs":{},"Logs":["handled"],"ReturnValue":null}"#.to_vec(),
+    )
+}
+
+/// An HTTP server in the test process standing in for the handler: records every request
+/// and answers with `respond`.
+pub struct FakeHandler {
+    pub url: String,
+    received: async_mpsc::UnboundedReceiver<Received>,
+}
+
+impl FakeHandler {
+    pub async fn start(respond: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Self {
+        let respond = Arc::new(respond);
+        let (tx, received) = async_mpsc::unbounded_channel();
+        let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+        let routes = warp::any()
+            .and(warp::method())
+            .and(warp::path::full())
+            .and(raw_query)
+            .and(warp::header::headers_cloned())
+            .and(warp::body::bytes())
+            .map(
+                move |method, path: warp::path::FullPath, query: String, headers, body| {
+                    let path_and_query = if query.is_empty() {
+                        path.as_str().to_owned()
+                    } else {
+                        format!("{}?{query}", path.as_str())
+                    };
+                    let request = Received {
+                        method,
+                        path_and_query,
+                        headers,
+                        body,
+                    };
+                    let (status, headers, body) = respond(&request);
+                    let _ = tx.send(request);
+                    let mut response = warp::http::Response::builder().status(status);
+                    for (name, value) in headers {
+                        response = response.header(name, value);
+                    }
+                    response
+                        .body(body)
+                        .unwrap_or_else(|_| warp::http::Response::new(Vec::new()))
+                },
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(warp::serve(routes).incoming(listener).run());
+        Self { url, received }
+    }
+
+    /// The next request to `path` (ignoring others), within `timeout`.
+    pub async fn next_to(&mut self, path: &str, timeout: Duration) -> Received {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.received.recv()).await {
+                Ok(Some(request)) if request.path_and_query.starts_with(path) => return request,
+                Ok(Some(_)) => continue,
+                _ => panic!("no request to {path} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Requests to `path` received so far (without waiting).
+    pub fn received_so_far(&mut self, path: &str) -> Vec<Received> {
+        let mut found = Vec::new();
+        while let Ok(request) = self.received.try_recv() {
+            if request.path_and_query.starts_with(path) {
+                found.push(request);
+            }
+        }
+        found
+    }
+}
+
+/// Queues on the test's Azurite, written and read as the outside world would.
+pub struct Queues {
+    service: azure_storage_queues::QueueServiceClient,
+}
+
+impl Queues {
+    pub fn new(azurite: &Azurite) -> Self {
+        let service = QueueServiceClientBuilder::with_location(
+            CloudLocation::Custom {
+                account: "devstoreaccount1".into(),
+                uri: format!("http://127.0.0.1:{}/devstoreaccount1", azurite.queue_port),
+            },
+            StorageCredentials::emulator(),
+        )
+        .build();
+        Self { service }
+    }
+
+    fn queue(&self, name: &str) -> QueueClient {
+        self.service.queue_client(name)
+    }
+
+    /// Puts `text` as is; returns the message id.
+    pub async fn put_raw(&self, queue: &str, text: &str) -> String {
+        self.queue(queue).create().await.expect("queue created");
+        self.queue(queue)
+            .put_message(text)
+            .await
+            .expect("message put")
+            .queue_message
+            .message_id
+    }
+
+    /// Puts `text` base64-encoded, as the app's own enqueue does.
+    pub async fn put_base64(&self, queue: &str, text: &str) -> String {
+        self.put_raw(
+            queue,
+            &base64::engine::general_purpose::STANDARD.encode(text),
+        )
+        .await
+    }
+
+    /// Texts of the visible messages (peeked: they stay).
+    pub async fn peek(&self, queue: &str) -> Vec<String> {
+        match self
+            .queue(queue)
+            .peek_messages()
+            .number_of_messages(32u8)
+            .await
+        {
+            Ok(peeked) => peeked
+                .messages
+                .into_iter()
+                .map(|m| m.message_text)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Waits until `queue` has exactly `count` visible messages; returns their texts.
+    pub async fn wait_for_count(
+        &self,
+        queue: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let texts = self.peek(queue).await;
+            if texts.len() == count {
+                return texts;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{queue} has {} messages, expected {count}, after {timeout:?}",
+                texts.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The path to the real handler binary.
+pub fn handler_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_b2b-signup"))
+}
+
+/// An executable shell script in `root`.
+pub fn script(root: &AppRoot, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.path().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script written");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+/// Decodes a double-encoded Data/Metadata string: the outer JSON string holds JSON text.
+pub fn decode_twice(value: &serde_json::Value) -> String {
+    let text = value.as_str().expect("a string");
+    serde_json::from_str(text).expect("the string holds a JSON string")
+}

@@ -1,0 +1,173 @@
+//! Forwarded HTTP functions: routing, round trips and function keys.
+
+use std::time::Duration;
+
+use crate::helpers::{AppRoot, FUNCTION_KEY, FakeHandler, HostProcess, TEST_HOST_JSON};
+
+const ITEMS: &str = r#"{"bindings":[
+    {"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous","methods":["put","get"],"route":"items/{id}"},
+    {"type":"http","direction":"out","name":"res"}]}"#;
+const ADMIN: &str = r#"{"bindings":[
+    {"type":"httpTrigger","direction":"in","name":"req","authLevel":"function","route":"admin/things"},
+    {"type":"http","direction":"out","name":"res"}]}"#;
+
+async fn start() -> (FakeHandler, HostProcess, AppRoot) {
+    let handler = FakeHandler::start(|request| {
+        let mut body = b"echo:".to_vec();
+        body.extend_from_slice(&request.body);
+        (
+            201,
+            vec![
+                ("content-type", "text/plain".into()),
+                ("x-handler", "yes".into()),
+                ("set-cookie", "a=1".into()),
+                ("set-cookie", "b=2".into()),
+            ],
+            body,
+        )
+    })
+    .await;
+    let root = AppRoot::new(TEST_HOST_JSON)
+        .function("Items", ITEMS)
+        .function("Admin", ADMIN);
+    let host = HostProcess::start(
+        &root,
+        &["--handler-url", &handler.url],
+        &[("B2B_HOST_FUNCTION_KEYS", &format!("default={FUNCTION_KEY}"))],
+    )
+    .await;
+    (handler, host, root)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_forwarded_request_and_its_answer_round_trip_unchanged() {
+    let (mut handler, host, _root) = start().await;
+
+    let response = client()
+        .put(host.url("/api/items/42?x=1&y=%20z"))
+        .header("content-type", "application/json")
+        .header("x-custom", "abc")
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.headers()["x-handler"], "yes");
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(response.text().await.unwrap(), r#"echo:{"a":1}"#);
+
+    let forwarded = handler.next_to("/api/items", Duration::from_secs(5)).await;
+    assert_eq!(forwarded.method, "PUT");
+    assert_eq!(forwarded.path_and_query, "/api/items/42?x=1&y=%20z");
+    assert_eq!(forwarded.header("x-custom"), Some("abc"));
+    assert_eq!(forwarded.header("content-type"), Some("application/json"));
+    assert_eq!(forwarded.header("content-length"), Some("7"));
+    assert_eq!(&forwarded.body[..], br#"{"a":1}"#);
+    assert!(forwarded.header("x-azure-functions-invocationid").is_some());
+    assert!(forwarded.header("x-azure-functions-hostversion").is_some());
+}
+
+#[tokio::test]
+async fn a_request_without_a_body_is_forwarded_without_one() {
+    let (mut handler, host, _root) = start().await;
+
+    let response = client().get(host.url("/api/items/7")).send().await.unwrap();
+
+    assert_eq!(response.status(), 201);
+    let forwarded = handler.next_to("/api/items", Duration::from_secs(5)).await;
+    assert_eq!(forwarded.method, "GET");
+    assert!(forwarded.body.is_empty());
+    assert_eq!(forwarded.header("content-length"), None);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_refused_by_the_runner() {
+    let (mut handler, host, _root) = start().await;
+    let cases = [
+        ("POST", "/api/items/42", 405),
+        ("GET", "/api/items", 404),
+        ("GET", "/api/nothing", 404),
+        ("GET", "/items/42", 404),
+    ];
+    for (method, path, expected) in cases {
+        let response = client()
+            .request(method.parse().unwrap(), host.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{method} {path}");
+    }
+    assert!(
+        handler.received_so_far("/api").is_empty(),
+        "nothing was forwarded"
+    );
+}
+
+#[tokio::test]
+async fn function_level_routes_need_a_key_in_the_header_or_the_code_parameter() {
+    let (mut handler, host, _root) = start().await;
+    let http = client();
+
+    let without = http
+        .get(host.url("/api/admin/things"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without.status(), 401);
+    let wrong = http
+        .get(host.url("/api/admin/things"))
+        .header("x-functions-key", "not-the-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let wrong_code = http
+        .get(host.url("/api/admin/things?code=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_code.status(), 401);
+    assert!(
+        handler.received_so_far("/api").is_empty(),
+        "no key, no forwarding"
+    );
+
+    let with_header = http
+        .get(host.url("/api/admin/things"))
+        .header("x-functions-key", FUNCTION_KEY)
+        .header("x-functions-key-name", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_header.status(), 201);
+    let forwarded = handler.next_to("/api/admin", Duration::from_secs(5)).await;
+    assert_eq!(
+        forwarded.header("x-functions-key"),
+        None,
+        "the key stays with the host"
+    );
+    assert_eq!(
+        forwarded.header("x-functions-key-name"),
+        Some("default"),
+        "the handler learns the key's name, never a caller's claim"
+    );
+
+    let with_code = http
+        .get(host.url(&format!("/api/admin/things?z=1&code={FUNCTION_KEY}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_code.status(), 201);
+    let forwarded = handler.next_to("/api/admin", Duration::from_secs(5)).await;
+    assert_eq!(forwarded.path_and_query, "/api/admin/things?z=1");
+}
