@@ -167,8 +167,8 @@ impl Worker {
                 .clone()
                 .unwrap_or_else(|| "no reason recorded".into());
             let reason = format!(
-                "poisoned after {} deliveries; last: {last}",
-                delivery.dequeue_count
+                "poisoned after {} attempts; last: {last}",
+                row.value.attempts
             );
             match self.finish(row, RequestStatus::Failed, Some(reason)).await {
                 Ok(()) => {

@@ -170,7 +170,7 @@ async fn a_poisoned_message_fails_the_unfinished_request_with_the_last_reason() 
     assert!(
         row.reason
             .unwrap()
-            .starts_with("poisoned after 5 deliveries")
+            .starts_with("poisoned after 0 attempts; last:")
     );
 
     // A poison message for a finished request changes nothing.

@@ -2,6 +2,7 @@
 //! fake handler in the test process (`--handler-url`) or the real handler binary, and a real
 //! Azurite for queues. Azurite comes from `npm ci` (package.json pins it).
 
+mod end_to_end;
 mod helpers;
 mod http;
 mod lifecycle;

@@ -1,0 +1,197 @@
+//! The administrators' command line, run as the real binary against the test's Azurite.
+
+use std::process::{Command, Output};
+
+use b2b_signup::domain::RequestStatus;
+use serde_json::json;
+
+use crate::helpers::{TestApp, spawn_app};
+
+impl TestApp {
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_b2b-signup"))
+            .args(args)
+            .env_clear()
+            .env("AzureWebJobsStorage", self.azurite.connection_string())
+            .env("USER", "carol")
+            .output()
+            .expect("the binary runs")
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn list_shows_requests_newest_first_and_filters() {
+    let app = spawn_app().await;
+    let (first, _) = app.sign_up("ada@contoso.com").await;
+    let (second, _) = app.sign_up("grace@fabrikam.com").await;
+
+    let table = stdout(&app.cli(&["requests", "list"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("STATUS"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with(&second) && lines[2].starts_with(&first),
+        "newest first:\n{table}"
+    );
+
+    let pending = stdout(&app.cli(&["requests", "list", "--status", "pendingapproval", "--json"]));
+    let rows: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["requestId"], second.as_str());
+    assert_eq!(rows[0]["email"], "grace@fabrikam.com");
+
+    let by_domain = stdout(&app.cli(&[
+        "requests",
+        "list",
+        "--domain",
+        "CONTOSO.com",
+        "--since",
+        "1d",
+    ]));
+    assert!(
+        by_domain.contains(&first) && !by_domain.contains(&second),
+        "{by_domain}"
+    );
+}
+
+#[tokio::test]
+async fn approve_deny_and_show_record_the_decision() {
+    let app = spawn_app().await;
+    let (approved, _) = app.sign_up("grace@fabrikam.com").await;
+    let (denied, _) = app.sign_up("linus@fabrikam.com").await;
+
+    let out = stdout(&app.cli(&["requests", "approve", &approved, "--reason", "vetted"]));
+    assert!(out.contains("decided, now Queued (by cli:carol)"), "{out}");
+    let out = stdout(&app.cli(&[
+        "requests",
+        "deny",
+        &denied,
+        "--reason",
+        "unknown company",
+        "--by",
+        "dave",
+    ]));
+    assert!(out.contains("now Denied (by dave)"), "{out}");
+    assert_eq!(
+        app.queued_messages().await.len(),
+        1,
+        "only the approval enqueued"
+    );
+
+    let shown = stdout(&app.cli(&["requests", "show", &denied]));
+    assert!(
+        shown.contains("Status          Denied")
+            && shown.contains("Reason          unknown company"),
+        "{shown}"
+    );
+
+    // Deciding against an earlier decision is refused with exit code 1.
+    let again = app.cli(&["requests", "deny", &approved, "--reason", "changed my mind"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already decided"));
+    assert_eq!(
+        app.row("fabrikam.com", &approved).await.unwrap().status,
+        RequestStatus::Queued
+    );
+}
+
+#[tokio::test]
+async fn export_writes_csv_that_survives_awkward_values() {
+    let app = spawn_app().await;
+    let response = app
+        .post_json(
+            &json!({
+                "email": "o'brien@contoso.com",
+                "displayName": "Zoë \"Z\" Ångström, PhD",
+                "company": "=HYPERLINK(\"http://evil.example\")",
+                "justification": "line one\nline two, with comma"
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+
+    let csv = stdout(&app.cli(&["requests", "export", "--format", "csv"]));
+
+    let mut lines = csv.split("\r\n");
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("RequestId,Status,Email,DisplayName,Domain,Access,Company,Justification")
+    );
+    let record = lines.next().unwrap();
+    assert!(
+        record.contains(",o'brien@contoso.com,\"Zoë \"\"Z\"\" Ångström, PhD\",contoso.com,"),
+        "{record}"
+    );
+    assert!(
+        record.contains("\"'=HYPERLINK(\"\"http://evil.example\"\")\""),
+        "formula neutralised: {record}"
+    );
+    assert!(
+        record.contains("\"line one\nline two, with comma\""),
+        "{record}"
+    );
+}
+
+#[tokio::test]
+async fn errors_have_meaningful_exit_codes() {
+    let app = spawn_app().await;
+    let unknown = app.cli(&["requests", "show", "01JDQ3Z6W1T2V3X4Y5Z6A7B8C9"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let bad_status = app.cli(&["requests", "list", "--status", "Bogus"]);
+    assert_eq!(bad_status.status.code(), Some(2));
+    let missing_reason = app.cli(&["requests", "deny", "01JDQ3Z6W1T2V3X4Y5Z6A7B8C9"]);
+    assert_eq!(
+        missing_reason.status.code(),
+        Some(2),
+        "clap: --reason is required"
+    );
+
+    let down = Command::new(env!("CARGO_BIN_EXE_b2b-signup"))
+        .args(["requests", "list"])
+        .env_clear()
+        .env(
+            "AzureWebJobsStorage",
+            "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:9/a;QueueEndpoint=http://127.0.0.1:9/a;",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        down.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+}
+
+#[test]
+fn policy_explain_names_the_rule() {
+    let output = Command::new(env!("CARGO_BIN_EXE_b2b-signup"))
+        .args([
+            "policy",
+            "explain",
+            "Ada@Sales.Fabrikam.com",
+            "--policy",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/policy.example.json"),
+        ])
+        .output()
+        .unwrap();
+    let text = stdout(&output);
+    assert!(
+        text.contains("domain sales.fabrikam.com") && text.contains("pattern *.fabrikam.com"),
+        "{text}"
+    );
+}

@@ -1,0 +1,344 @@
+//! The whole pipeline through the local host runner: the real handler binary, every
+//! function folder of the project, Azurite, and a wiremock Microsoft Graph and token
+//! endpoint set through the settings an operator uses.
+
+use std::time::{Duration, Instant};
+
+use b2b_signup::{
+    domain::{EmailDomain, RequestId, RequestStatus, SignupRequest},
+    storage::{AzureStorage, RequestStore, StorageAccount, azure::StorageTimeouts},
+};
+use serde_json::json;
+use wiremock::{
+    Mock, MockServer, ResponseTemplate,
+    matchers::{body_json, method, path, path_regex},
+};
+
+use crate::helpers::{
+    AppRoot, Azurite, FUNCTION_KEY, HostProcess, Queues, TEST_HOST_JSON, handler_binary,
+};
+
+const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
+const PORTAL_GROUP: &str = "11111111-1111-1111-1111-111111111111";
+const POLICY: &str = r#"{
+    "defaultAction": "deny",
+    "accessOptions": {
+        "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
+    },
+    "rules": [
+        { "domains": ["contoso.com"], "action": "invite", "access": ["partner-portal"] },
+        { "domains": ["fabrikam.com"], "action": "approve", "access": ["partner-portal"] }
+    ]
+}"#;
+const FUNCTIONS: [&str; 5] = [
+    "SignupHttp",
+    "InviteQueue",
+    "InvitePoison",
+    "Approval",
+    "Reconcile",
+];
+
+struct Portal {
+    host: HostProcess,
+    store: AzureStorage,
+    _root: AppRoot,
+}
+
+/// The project's functions under the runner, with `host_json` and extra settings.
+async fn portal(azurite: &Azurite, host_json: &str, settings: serde_json::Value) -> Portal {
+    let mut values = json!({
+        "FUNCTIONS_WORKER_RUNTIME": "custom",
+        "AzureWebJobsStorage": azurite.connection_string(),
+        "SIGNUP_POLICY_PATH": "policy.json",
+        "B2B_HOST_FUNCTION_KEYS": format!("default={FUNCTION_KEY}"),
+        "RUST_LOG": "info"
+    });
+    for (key, value) in settings.as_object().unwrap() {
+        values[key] = value.clone();
+    }
+    let mut root = AppRoot::new(host_json).file("policy.json", POLICY).file(
+        "local.settings.json",
+        &json!({"IsEncrypted": false, "Values": values}).to_string(),
+    );
+    for function in FUNCTIONS {
+        let file = std::fs::read_to_string(format!(
+            "{}/{function}/function.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        root = root.function(function, &file);
+    }
+    let handler = handler_binary();
+    let host = HostProcess::start(&root, &["--handler", handler.to_str().unwrap()], &[]).await;
+    let account = StorageAccount::from_connection_string(&azurite.connection_string()).unwrap();
+    Portal {
+        host,
+        store: AzureStorage::new(&account, StorageTimeouts::default()).unwrap(),
+        _root: root,
+    }
+}
+
+fn live_settings(graph: &MockServer) -> serde_json::Value {
+    json!({
+        "SIGNUP_DRY_RUN": "false",
+        "GRAPH_BASE_URL": format!("{}/v1.0", graph.uri()),
+        "AZURE_AUTHORITY_HOST": graph.uri(),
+        "AZURE_TENANT_ID": TENANT,
+        "AZURE_CLIENT_ID": "app-client-id",
+        "AZURE_CLIENT_SECRET": "s3cr3t-value",
+        "GRAPH_TIMEOUT_SECONDS": "2"
+    })
+}
+
+async fn mock_token(graph: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "token_type": "Bearer", "expires_in": 3599, "access_token": "e2e-token"
+        })))
+        .mount(graph)
+        .await;
+}
+
+fn invited(user_id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(201)
+        .insert_header("request-id", "e2e-request")
+        .set_body_json(json!({"id": "inv", "inviteRedeemUrl": "https://redeem.example/secret", "invitedUser": {"id": user_id}}))
+}
+
+impl Portal {
+    async fn sign_up_owned(&self, email: String) -> String {
+        self.sign_up(&email).await
+    }
+
+    async fn sign_up(&self, email: &str) -> String {
+        let response = reqwest::Client::new()
+            .post(self.host.url("/api/signup"))
+            .json(&json!({"email": email, "displayName": "Ada Lovelace"}))
+            .timeout(Duration::from_secs(15))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        response.json::<serde_json::Value>().await.unwrap()["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Polls the row until it reaches `status`.
+    async fn wait_for(
+        &self,
+        domain: &str,
+        id: &str,
+        status: RequestStatus,
+        timeout: Duration,
+    ) -> SignupRequest {
+        let (domain, id) = (
+            EmailDomain::parse(domain).unwrap(),
+            RequestId::parse(id).unwrap(),
+        );
+        let deadline = Instant::now() + timeout;
+        loop {
+            let row = self.store.get(&domain, &id).await.unwrap().map(|r| r.value);
+            if let Some(row) = row.as_ref().filter(|r| r.status == status) {
+                return row.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "row is {:?}, not {status}, after {timeout:?}\n{}",
+                row.map(|r| r.status),
+                self.host.output()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sign_up_through_the_runner_becomes_an_invited_guest_in_its_groups() {
+    let azurite = Azurite::start();
+    let graph = MockServer::start().await;
+    mock_token(&graph).await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/invitations"))
+        .and(body_json(json!({
+            "invitedUserEmailAddress": "ada@contoso.com",
+            "invitedUserDisplayName": "Ada Lovelace",
+            "inviteRedirectUrl": "https://myapps.microsoft.com",
+            "sendInvitationMessage": true
+        })))
+        .respond_with(invited("guest-42"))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/v1.0/groups/{PORTAL_GROUP}/members/$ref")))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    let portal = portal(&azurite, TEST_HOST_JSON, live_settings(&graph)).await;
+
+    let started = Instant::now();
+    let id = portal.sign_up("ada@contoso.com").await;
+    let row = portal
+        .wait_for(
+            "contoso.com",
+            &id,
+            RequestStatus::Invited,
+            Duration::from_secs(20),
+        )
+        .await;
+    println!(
+        "one sign-up, end to end through the runner: {:?}",
+        started.elapsed()
+    );
+
+    assert_eq!(row.invited_user_id.as_deref(), Some("guest-42"));
+    assert_eq!(row.graph_request_id.as_deref(), Some("e2e-request"));
+    Queues::new(&azurite)
+        .wait_for_count("signup-requests", 0, Duration::from_secs(5))
+        .await;
+    assert!(
+        !portal.host.output().contains("redeem.example"),
+        "the redeem URL never reaches a log"
+    );
+}
+
+#[tokio::test]
+async fn a_request_graph_keeps_failing_ends_failed_poisoned_after_max_dequeue_count() {
+    let azurite = Azurite::start();
+    let graph = MockServer::start().await;
+    mock_token(&graph).await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/invitations"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(3) // TEST_HOST_JSON: maxDequeueCount 3
+        .mount(&graph)
+        .await;
+    let portal = portal(&azurite, TEST_HOST_JSON, live_settings(&graph)).await;
+
+    let id = portal.sign_up("ada@contoso.com").await;
+
+    let row = portal
+        .wait_for(
+            "contoso.com",
+            &id,
+            RequestStatus::Failed,
+            Duration::from_secs(30),
+        )
+        .await;
+    let reason = row.reason.unwrap();
+    assert!(
+        reason.starts_with("poisoned after 3 attempts; last: invitation: Graph is unavailable"),
+        "{reason}"
+    );
+    Queues::new(&azurite)
+        .wait_for_count("signup-requests-poison", 0, Duration::from_secs(5))
+        .await;
+}
+
+#[tokio::test]
+async fn dry_run_sends_nothing_to_graph() {
+    let azurite = Azurite::start();
+    let graph = MockServer::start().await;
+    Mock::given(path_regex(".*"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&graph)
+        .await;
+    let mut settings = live_settings(&graph);
+    settings["SIGNUP_DRY_RUN"] = json!("true");
+    let portal = portal(&azurite, TEST_HOST_JSON, settings).await;
+
+    let id = portal.sign_up("ada@contoso.com").await;
+
+    let row = portal
+        .wait_for(
+            "contoso.com",
+            &id,
+            RequestStatus::Invited,
+            Duration::from_secs(20),
+        )
+        .await;
+    assert!(row.dry_run && row.invited_user_id.is_none());
+    assert!(row.reason.unwrap().starts_with("dry run"));
+}
+
+#[tokio::test]
+async fn an_approval_through_the_runner_needs_a_key_and_then_invites() {
+    let azurite = Azurite::start();
+    let portal = portal(&azurite, TEST_HOST_JSON, json!({"SIGNUP_DRY_RUN": "true"})).await;
+    let id = portal.sign_up("grace@fabrikam.com").await;
+    let approve = portal.host.url(&format!("/api/requests/{id}/approve"));
+    let http = reqwest::Client::new();
+
+    assert_eq!(http.post(&approve).send().await.unwrap().status(), 401);
+    let response = http
+        .post(&approve)
+        .header("x-functions-key", FUNCTION_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let row = portal
+        .wait_for(
+            "fabrikam.com",
+            &id,
+            RequestStatus::Invited,
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(row.decided_by.as_deref(), Some("key:default"));
+}
+
+/// Throughput against a Graph answering in 100 ms (not a timed test: run by hand with
+/// `cargo nextest run --run-ignored only throughput`; figures in the closing note).
+#[tokio::test]
+#[ignore]
+async fn throughput_against_a_100_ms_graph() {
+    let azurite = Azurite::start();
+    let graph = MockServer::start().await;
+    mock_token(&graph).await;
+    let delay = Duration::from_millis(100);
+    Mock::given(method("POST"))
+        .and(path("/v1.0/invitations"))
+        .respond_with(invited("g").set_delay(delay))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("/members/"))
+        .respond_with(ResponseTemplate::new(204).set_delay(delay))
+        .mount(&graph)
+        .await;
+    let host_json =
+        std::fs::read_to_string(format!("{}/host.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let portal = portal(&azurite, &host_json, live_settings(&graph)).await;
+    let count = 200;
+    let started = Instant::now();
+    let mut ids = Vec::new();
+    for chunk in (0..count).collect::<Vec<_>>().chunks(20) {
+        let signups = chunk
+            .iter()
+            .map(|i| portal.sign_up_owned(format!("user{i}@contoso.com")));
+        ids.extend(futures::future::join_all(signups).await);
+    }
+    let intake = started.elapsed();
+    for id in &ids {
+        portal
+            .wait_for(
+                "contoso.com",
+                id,
+                RequestStatus::Invited,
+                Duration::from_secs(120),
+            )
+            .await;
+    }
+    let total = started.elapsed();
+    println!(
+        "{count} sign-ups accepted in {intake:?}; all invited (invite + 1 group add, 100 ms each) {total:?} after the first: {:.1} invitations/s",
+        count as f64 / total.as_secs_f64()
+    );
+}
