@@ -36,11 +36,20 @@ pub(super) struct PolicyDocument {
     message_language: Option<String>,
     #[serde(default)]
     approval_timeout_days: Option<u32>,
+    #[serde(default)]
+    terms: Option<TermsDocument>,
     access_options: BTreeMap<String, AccessOptionDocument>,
     rules: Vec<RuleDocument>,
     /// Free text for the people who maintain the file.
     #[serde(default, rename = "$comment")]
     _comment: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TermsDocument {
+    version: String,
+    url: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,11 +161,30 @@ impl PolicyDocument {
             rules.push(validated);
         }
 
+        let terms = match self.terms {
+            None => None,
+            Some(terms) => {
+                let version = terms.version.trim().to_owned();
+                let valid = (1..=64).contains(&version.len())
+                    && version
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+                if !valid {
+                    return Err(invalid(
+                        "terms.version",
+                        "must be 1-64 letters, digits, '.', '-' or '_'",
+                    ));
+                }
+                let url = validate_url("terms.url", Some(terms.url))?.unwrap_or_default();
+                Some(super::Terms { version, url })
+            }
+        };
         Ok(Policy {
             options,
             rules,
             default_rule,
             index,
+            terms,
         })
     }
 }

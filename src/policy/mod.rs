@@ -43,6 +43,16 @@ pub struct InvitationSettings {
     pub message_language: Option<String>,
 }
 
+/// Terms of use partners must accept: the form sends `acceptTerms` equal to `version`,
+/// and the version accepted is recorded on the row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    /// An opaque version label (`2026-01`); changing it requires a new acceptance.
+    pub version: String,
+    /// Where the page links to the terms.
+    pub url: String,
+}
+
 /// One validated rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -66,6 +76,7 @@ pub struct Policy {
     /// The rule for domains no rule matches (`index` is `usize::MAX`, no domains).
     default_rule: Rule,
     index: matching::DomainIndex,
+    terms: Option<Terms>,
 }
 
 /// The policy's answer for one domain.
@@ -131,6 +142,11 @@ impl Policy {
 
     pub fn access_options(&self) -> impl Iterator<Item = &AccessOption> {
         self.options.values()
+    }
+
+    /// The terms of use to accept, when the policy names them.
+    pub fn terms(&self) -> Option<&Terms> {
+        self.terms.as_ref()
     }
 }
 

@@ -197,6 +197,8 @@ fn invalid_policies_name_the_place() {
         ("bad group id", r#"{ "accessOptions": { "p": { "displayName": "P", "groups": ["sales"] } }, "rules": [] }"#.to_owned(), "accessOptions.p.groups[0]"),
         ("no groups", r#"{ "accessOptions": { "p": { "displayName": "P", "groups": [] } }, "rules": [] }"#.to_owned(), "accessOptions.p.groups"),
         ("bad option key", format!(r#"{{ "accessOptions": {{ "Bad Key": {{ "displayName": "P", "groups": ["{GROUP_A}"] }} }}, "rules": [] }}"#), "accessOptions.Bad Key"),
+        ("bad terms version", format!(r#"{{ "terms": {{ "version": "v 1", "url": "https://contoso.example/terms" }}, {options}, "rules": [] }}"#), "terms.version"),
+        ("http terms url", format!(r#"{{ "terms": {{ "version": "1", "url": "http://contoso.example/terms" }}, {options}, "rules": [] }}"#), "terms.url"),
         ("zero-day deadline", format!(r#"{{ "approvalTimeoutDays": 0, {options}, "rules": [] }}"#), "approvalTimeoutDays"),
         ("bad language", format!(r#"{{ {options}, "rules": [{{ "domains": ["a.com"], "action": "invite", "access": ["p"], "messageLanguage": "en_US" }}] }}"#), "rules[0].messageLanguage"),
     ];
@@ -238,4 +240,19 @@ fn a_thousand_rules_still_match_by_label() {
     assert_eq!(action_for(&policy, "d999.example"), Action::Invite);
     assert_eq!(action_for(&policy, "x.w500.example"), Action::Invite);
     assert_eq!(action_for(&policy, "w500.example"), Action::Deny);
+}
+
+#[test]
+fn terms_are_optional_and_validated() {
+    assert!(example().terms().is_none());
+    let policy = Policy::from_json(&format!(
+        r#"{{ "terms": {{ "version": "2026-01", "url": "https://contoso.example/terms" }},
+             "accessOptions": {{ "p": {{ "displayName": "P", "groups": ["{GROUP_A}"] }} }}, "rules": [] }}"#
+    ))
+    .unwrap();
+    let terms = policy.terms().unwrap();
+    assert_eq!(
+        (terms.version.as_str(), terms.url.as_str()),
+        ("2026-01", "https://contoso.example/terms")
+    );
 }
