@@ -10,8 +10,9 @@ use tokio::net::TcpListener;
 use warp::{Filter, http::HeaderValue, reply::Reply};
 
 use crate::{
+    abuse::{CaptchaVerifier, RateLimiter},
     clock::Clock,
-    functions,
+    functions::{self, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
     notify::ApprovalNotifier,
@@ -44,6 +45,9 @@ pub enum StartupError {
 /// Rows Reconcile handles per category per run (one run every five minutes).
 const RECONCILE_BATCH: usize = 200;
 
+/// Time limit of one captcha verification (the partner is waiting).
+const CAPTCHA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Time limit of one approval webhook call.
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -52,6 +56,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     intake: Arc<Intake>,
+    gate: Arc<Gatekeeper>,
     worker: Arc<Worker>,
     requests: Arc<Requests>,
     reconciler: Arc<Reconciler>,
@@ -101,6 +106,18 @@ impl Application {
             clock: clock.clone(),
             notifier,
         });
+        let gate = Arc::new(Gatekeeper {
+            captcha: match &settings.captcha {
+                Some(captcha) => Some(
+                    CaptchaVerifier::new(captcha.clone(), CAPTCHA_TIMEOUT)
+                        .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+                ),
+                None => None,
+            },
+            rate_limiter: (!settings.rate_limits.limits.is_empty())
+                .then(|| RateLimiter::new(settings.rate_limits.clone(), Arc::new(storage.clone()))),
+            trusted_proxy_hops: settings.trusted_proxy_hops,
+        });
         let intake = Arc::new(Intake {
             policy: policy.clone(),
             requests: requests.clone(),
@@ -118,6 +135,7 @@ impl Application {
             listener,
             address,
             intake,
+            gate,
             worker,
             reconciler: Arc::new(Reconciler {
                 requests: requests.clone(),
@@ -145,6 +163,7 @@ impl Application {
         tracing::info!(address = %self.address, "handler listening");
         warp::serve(routes(
             self.intake,
+            self.gate,
             self.worker,
             self.requests,
             self.reconciler,
@@ -159,6 +178,7 @@ impl Application {
 /// Every route of the handler, with the headers every answer carries.
 pub fn routes(
     intake: Arc<Intake>,
+    gate: Arc<Gatekeeper>,
     worker: Arc<Worker>,
     requests: Arc<Requests>,
     reconciler: Arc<Reconciler>,
@@ -169,7 +189,7 @@ pub fn routes(
         .map(|| warp::reply::with_status("ok", warp::http::StatusCode::OK).into_response());
 
     probe
-        .or(functions::signup_http::route(intake))
+        .or(functions::signup_http::route(intake, gate))
         .unify()
         .or(functions::invite_queue::route(worker.clone()))
         .unify()

@@ -39,6 +39,8 @@ pub struct Submission {
     pub access: Option<String>,
     pub company: Option<FreeText>,
     pub justification: Option<FreeText>,
+    /// The terms version the partner accepted, when the policy has terms.
+    pub terms_version: Option<String>,
 }
 
 /// What the caller is told (DESIGN: `202 {requestId, status}`).
@@ -130,6 +132,7 @@ impl Intake {
                 decide_by: (initial == RequestStatus::PendingApproval)
                     .then(|| now + approval_timeout),
                 notified_at: None,
+                terms_version: submission.terms_version.clone(),
                 dry_run: self.dry_run,
             };
             let claim = AddressClaim {

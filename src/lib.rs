@@ -32,6 +32,7 @@
 //!   development and tests: reads host.json and `*/function.json`, starts the handler,
 //!   forwards HTTP, polls queues and fires timers with the host's exact payloads.
 
+pub mod abuse;
 pub mod admin;
 pub mod app;
 pub mod cli;

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::{
+    abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
     graph::{GraphConfigError, GraphSettings},
     storage::{ConnectionError, StorageAccount},
 };
@@ -44,6 +45,14 @@ pub struct Settings {
     /// `SIGNUP_PUBLIC_BASE_URL`: the app's public address (`https://<app>.azurewebsites.net`),
     /// used in the approval notification's links. Optional.
     pub public_base_url: Option<String>,
+    /// `SIGNUP_CAPTCHA_PROVIDER` (`turnstile`, `hcaptcha`, `recaptcha`), `SIGNUP_CAPTCHA_SECRET`
+    /// and `SIGNUP_CAPTCHA_VERIFY_URL` (default: the provider's). `None`: no captcha.
+    pub captcha: Option<CaptchaSettings>,
+    /// `SIGNUP_RATE_LIMITS`: `ip=30/1h,domain=300/1h,address=5/1d` by default; `off`.
+    pub rate_limits: RateLimitSettings,
+    /// `SIGNUP_TRUSTED_PROXY_HOPS`: proxies in front of the app that append to
+    /// `X-Forwarded-For` (1 on Azure Functions; 2 behind Front Door). 0 ignores the header.
+    pub trusted_proxy_hops: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +118,64 @@ impl Settings {
                 ),
             },
             public_base_url: lookup("SIGNUP_PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()),
+            captcha: captcha(&lookup)?,
+            rate_limits: match lookup("SIGNUP_RATE_LIMITS").filter(|v| !v.trim().is_empty()) {
+                None => RateLimitSettings::default(),
+                Some(text) => RateLimitSettings::parse(&text).map_err(|_| SettingsError::Invalid {
+                    name: "SIGNUP_RATE_LIMITS",
+                    expected: "scope=max/window pairs such as ip=30/1h,domain=300/1h,address=5/1d, or off",
+                    value: text,
+                })?,
+            },
+            trusted_proxy_hops: match lookup("SIGNUP_TRUSTED_PROXY_HOPS").filter(|v| !v.trim().is_empty()) {
+                None => 1,
+                Some(text) => text.trim().parse().ok().filter(|n: &usize| *n <= 10).ok_or(SettingsError::Invalid {
+                    name: "SIGNUP_TRUSTED_PROXY_HOPS",
+                    expected: "a number of proxies from 0 to 10",
+                    value: text,
+                })?,
+            },
         })
     }
+}
+
+fn captcha(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<CaptchaSettings>, SettingsError> {
+    let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let (provider, secret) = match (get("SIGNUP_CAPTCHA_PROVIDER"), get("SIGNUP_CAPTCHA_SECRET")) {
+        (None, None) => return Ok(None),
+        (Some(provider), Some(secret)) => (provider, secret),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(SettingsError::Invalid {
+                name: "SIGNUP_CAPTCHA_PROVIDER",
+                expected: "set together with SIGNUP_CAPTCHA_SECRET (both or neither)",
+                value: String::new(),
+            });
+        }
+    };
+    let provider = CaptchaProvider::parse(&provider).ok_or(SettingsError::Invalid {
+        name: "SIGNUP_CAPTCHA_PROVIDER",
+        expected: "turnstile, hcaptcha or recaptcha",
+        value: provider,
+    })?;
+    let url = get("SIGNUP_CAPTCHA_VERIFY_URL")
+        .unwrap_or_else(|| provider.default_verify_url().to_owned());
+    let verify_url = reqwest::Url::parse(url.trim())
+        .ok()
+        .filter(|u| {
+            u.scheme() == "https" || matches!(u.host_str(), Some("127.0.0.1" | "localhost"))
+        })
+        .ok_or(SettingsError::Invalid {
+            name: "SIGNUP_CAPTCHA_VERIFY_URL",
+            expected: "an https URL (http only for localhost)",
+            value: url,
+        })?;
+    Ok(Some(CaptchaSettings {
+        provider,
+        secret: Secret::new(secret.trim()),
+        verify_url,
+    }))
 }
 
 pub(crate) fn parse_bool(
@@ -153,6 +218,50 @@ mod tests {
         assert_eq!(s.policy_path, PathBuf::from("policy.json"));
         assert!(!s.dry_run);
         assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn captcha_and_abuse_settings() {
+        let storage = ("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+        let s = settings(&[storage]).unwrap();
+        assert!(s.captcha.is_none());
+        assert_eq!((s.trusted_proxy_hops, s.rate_limits.limits.len()), (1, 3));
+
+        let s = settings(&[
+            storage,
+            ("SIGNUP_CAPTCHA_PROVIDER", "Turnstile"),
+            ("SIGNUP_CAPTCHA_SECRET", "0x-secret"),
+        ])
+        .unwrap();
+        let captcha = s.captcha.unwrap();
+        assert_eq!(
+            captcha.verify_url.as_str(),
+            "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+        );
+        assert!(
+            !format!("{captcha:?}").contains("0x-secret"),
+            "the secret never prints"
+        );
+
+        for bad in [
+            vec![("SIGNUP_CAPTCHA_PROVIDER", "turnstile")],
+            vec![("SIGNUP_CAPTCHA_SECRET", "x")],
+            vec![
+                ("SIGNUP_CAPTCHA_PROVIDER", "friendlycaptcha"),
+                ("SIGNUP_CAPTCHA_SECRET", "x"),
+            ],
+            vec![
+                ("SIGNUP_CAPTCHA_PROVIDER", "hcaptcha"),
+                ("SIGNUP_CAPTCHA_SECRET", "x"),
+                ("SIGNUP_CAPTCHA_VERIFY_URL", "http://evil.example"),
+            ],
+            vec![("SIGNUP_RATE_LIMITS", "ip=lots")],
+            vec![("SIGNUP_TRUSTED_PROXY_HOPS", "-1")],
+        ] {
+            let mut pairs = vec![storage];
+            pairs.extend(bad.iter().copied());
+            assert!(settings(&pairs).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

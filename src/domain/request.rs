@@ -163,6 +163,8 @@ pub struct SignupRequest {
     /// When administrators were notified of a pending request (`APPROVAL_WEBHOOK_URL`);
     /// `None` while the notification is still owed.
     pub notified_at: Option<OffsetDateTime>,
+    /// The terms-of-use version accepted at sign-up (policy `terms.version`).
+    pub terms_version: Option<String>,
     /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.
     pub dry_run: bool,
 }

@@ -2,7 +2,13 @@
 //! contract). This module is the HTTP edge: content type, size, field rules and the answer.
 //! What happens to a valid sign-up is [`crate::intake`].
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use bytes::Bytes;
 use serde::{Deserialize, de::IgnoredAny};
@@ -14,11 +20,26 @@ use warp::{
 
 use super::body;
 use crate::{
+    abuse::{CaptchaError, CaptchaVerifier, RateLimiter, client_ip},
     domain::{DisplayName, EmailAddress, FreeText, RequestId, TextError},
     intake::{Intake, IntakeError, Receipt, ReceiptStatus, Submission},
     policy::Refusal,
+    policy::Terms,
     problem::{ErrorCode, Problem},
 };
+
+/// The checks a sign-up passes before intake sees it (SECURITY.md).
+pub struct Gatekeeper {
+    /// `None`: no captcha provider configured.
+    pub captcha: Option<CaptchaVerifier>,
+    /// `None`: rate limits off.
+    pub rate_limiter: Option<RateLimiter>,
+    /// Proxies whose `X-Forwarded-For` entries are trusted (see `abuse::client_ip`).
+    pub trusted_proxy_hops: usize,
+}
+
+/// Honeypot hits since start, for the log line (a rising number is a bot campaign).
+static HONEYPOT_HITS: AtomicU64 = AtomicU64::new(0);
 
 /// Largest body accepted (DESIGN: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -28,15 +49,16 @@ const MAX_JUSTIFICATION_CHARS: usize = 1000;
 /// `POST /api/signup`.
 pub fn route(
     intake: Arc<Intake>,
+    gate: Arc<Gatekeeper>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "signup")
         .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(body::limited(MAX_BODY_BYTES))
         .then(move |headers: HeaderMap, body: Result<Bytes, Problem>| {
-            let intake = intake.clone();
+            let (intake, gate) = (intake.clone(), gate.clone());
             async move {
-                match handle(&intake, &headers, body).await {
+                match handle(&intake, &gate, &headers, body).await {
                     Ok(receipt) => accepted(receipt),
                     Err(problem) => problem.into_response(),
                 }
@@ -46,9 +68,11 @@ pub fn route(
 
 async fn handle(
     intake: &Intake,
+    gate: &Gatekeeper,
     headers: &HeaderMap,
     body: Result<Bytes, Problem>,
 ) -> Result<Receipt, Problem> {
+    let ip = client_ip(headers, gate.trusted_proxy_hops);
     let kind = body_kind(headers)?;
     let bytes = body?;
     let form = match kind {
@@ -58,7 +82,12 @@ async fn handle(
 
     if form.honeypot_filled() {
         // Bots fill every field. Answer like a success so they learn nothing; store nothing.
-        tracing::info!(honeypot = true, "sign-up dropped: honeypot field filled");
+        let total = HONEYPOT_HITS.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            honeypot = true,
+            honeypot_total = total,
+            "sign-up dropped: honeypot field filled"
+        );
         return Ok(Receipt {
             request_id: RequestId::new(),
             status: ReceiptStatus::Queued,
@@ -66,7 +95,42 @@ async fn handle(
         });
     }
 
-    let submission = form.into_submission()?;
+    let captcha_token = gate
+        .captcha
+        .as_ref()
+        .and_then(|c| form.captcha_token(c.provider().form_field()));
+    let submission = form.into_submission(intake.policy.terms())?;
+    if let Some(captcha) = &gate.captcha {
+        captcha
+            .verify(captcha_token.as_deref(), ip)
+            .await
+            .map_err(|error| match error {
+                CaptchaError::Failed => Problem::field(
+                    ErrorCode::CaptchaFailed,
+                    "captcha",
+                    "The captcha check did not pass. Please try it again.",
+                ),
+                // Fail closed: without the check nobody gets in, but nobody is told they failed.
+                CaptchaError::Unavailable => Problem::unavailable().retry_after(30),
+            })?;
+    }
+    if let Some(limiter) = &gate.rate_limiter {
+        let now = intake.requests.clock.now();
+        match limiter.check(ip, &submission.email, now).await {
+            Ok(Ok(())) => {}
+            Ok(Err(limited)) => {
+                return Err(Problem::new(
+                    ErrorCode::RateLimited,
+                    "Too many sign-ups came from here or for this address. Please try again later.",
+                )
+                .retry_after(limited.retry_after));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "rate limits could not be checked");
+                return Err(Problem::unavailable());
+            }
+        }
+    }
     intake.submit(submission).await.map_err(|error| match error {
         IntakeError::Refused(Refusal::DomainNotAllowed) => Problem::field(
             ErrorCode::DomainNotAllowed,
@@ -144,6 +208,7 @@ struct RawForm {
     company: Option<Field>,
     justification: Option<Field>,
     website: Option<Field>,
+    accept_terms: Option<Field>,
     // Captcha tokens (checked when a provider is configured).
     captcha_token: Option<Field>,
     #[serde(rename = "cf-turnstile-response")]
@@ -155,13 +220,14 @@ struct RawForm {
 }
 
 /// Form field names, as the page and the problem `field` name them.
-const FIELDS: [&str; 10] = [
+const FIELDS: [&str; 11] = [
     "email",
     "displayName",
     "access",
     "company",
     "justification",
     "website",
+    "acceptTerms",
     "captchaToken",
     "cf-turnstile-response",
     "h-captcha-response",
@@ -209,6 +275,7 @@ impl RawForm {
                 "company" => &mut form.company,
                 "justification" => &mut form.justification,
                 "website" => &mut form.website,
+                "acceptTerms" => &mut form.accept_terms,
                 "captchaToken" => &mut form.captcha_token,
                 "cf-turnstile-response" => &mut form.turnstile,
                 "h-captcha-response" => &mut form.hcaptcha,
@@ -227,7 +294,22 @@ impl RawForm {
         }
     }
 
-    fn into_submission(self) -> Result<Submission, Problem> {
+    /// The captcha token: the provider's own form field, else `captchaToken` (JSON callers).
+    fn captcha_token(&self, provider_field: &str) -> Option<String> {
+        let own = match provider_field {
+            "cf-turnstile-response" => &self.turnstile,
+            "h-captcha-response" => &self.hcaptcha,
+            _ => &self.recaptcha,
+        };
+        [own, &self.captcha_token]
+            .into_iter()
+            .find_map(|field| match field {
+                Some(Field::Text(text)) if !text.trim().is_empty() => Some(text.clone()),
+                _ => None,
+            })
+    }
+
+    fn into_submission(self, terms: Option<&Terms>) -> Result<Submission, Problem> {
         for (name, field) in [
             ("captchaToken", &self.captcha_token),
             ("cf-turnstile-response", &self.turnstile),
@@ -272,12 +354,25 @@ impl RawForm {
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(str::to_owned);
+        let accepted = text("acceptTerms", self.accept_terms.as_ref())?.map(str::trim);
+        let terms_version = match terms {
+            None => None,
+            Some(terms) if accepted == Some(terms.version.as_str()) => Some(terms.version.clone()),
+            Some(_) => {
+                return Err(Problem::field(
+                    ErrorCode::InvalidField,
+                    "acceptTerms",
+                    "Please accept the current terms of use.",
+                ));
+            }
+        };
         Ok(Submission {
             email,
             display_name,
             access,
             company,
             justification,
+            terms_version,
         })
     }
 }

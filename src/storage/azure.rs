@@ -21,9 +21,9 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    ADDRESSES_TABLE, AddressClaim, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
-    InviteMessage, REQUESTS_TABLE, RequestQuery, RequestStore, SignupQueue, StorageAccount,
-    StorageAuth, StoreError, Versioned,
+    ADDRESSES_TABLE, AddressClaim, CounterStore, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag,
+    INVITE_QUEUE, InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore,
+    SignupQueue, StorageAccount, StorageAuth, StoreError, Versioned,
     entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key},
 };
 use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
@@ -53,6 +53,7 @@ pub struct AzureStorage {
     requests: TableClient,
     addresses: TableClient,
     dead_letters: TableClient,
+    counters: TableClient,
     queue: QueueClient,
     /// Created-once markers; `OnceCell` retries initialisation after a failure.
     ready_tables: Arc<OnceCell<()>>,
@@ -75,6 +76,7 @@ impl AzureStorage {
             requests: tables.table_client(REQUESTS_TABLE),
             addresses: tables.table_client(ADDRESSES_TABLE),
             dead_letters: tables.table_client(DEAD_LETTERS_TABLE),
+            counters: tables.table_client(RATE_LIMITS_TABLE),
             queue: queues.queue_client(INVITE_QUEUE),
             ready_tables: Arc::default(),
             ready_queue: Arc::default(),
@@ -92,7 +94,12 @@ impl AzureStorage {
     async fn tables(&self) -> Result<(), StoreError> {
         self.ready_tables
             .get_or_try_init(|| async {
-                for table in [&self.requests, &self.addresses, &self.dead_letters] {
+                for table in [
+                    &self.requests,
+                    &self.addresses,
+                    &self.dead_letters,
+                    &self.counters,
+                ] {
                     match table.create().await {
                         Ok(_) => {}
                         Err(e) if http_status(&e) == Some(409) => {} // TableAlreadyExists
@@ -331,6 +338,76 @@ impl RequestStore for AzureStorage {
         };
         Ok(ETag(etag.to_string()))
     }
+}
+
+/// Lost races on one counter before the caller is told to slow down.
+const MAX_COUNTER_RACES: usize = 10;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CounterEntity {
+    partition_key: String,
+    row_key: String,
+    count: u32,
+}
+
+#[async_trait]
+impl CounterStore for AzureStorage {
+    async fn increment(&self, partition: &str, row: &str, max: u32) -> Result<bool, StoreError> {
+        self.tables().await?;
+        let client = self
+            .counters
+            .partition_key_client(check_key(partition)?)
+            .entity_client(check_key(row)?);
+        for attempt in 0..MAX_COUNTER_RACES {
+            let written = match get_entity::<CounterEntity>(client.clone()).await? {
+                Some((counter, _)) if counter.count >= max => return Ok(false),
+                Some((mut counter, etag)) => {
+                    counter.count += 1;
+                    client
+                        .update(&counter, IfMatchCondition::Etag(etag.0.into()))
+                        .map_err(unavailable)?
+                        .await
+                        .map(drop)
+                }
+                None if max == 0 => return Ok(false),
+                None => {
+                    let counter = CounterEntity {
+                        partition_key: partition.to_owned(),
+                        row_key: row.to_owned(),
+                        count: 1,
+                    };
+                    self.counters
+                        .insert::<_, serde::de::IgnoredAny>(&counter)
+                        .map_err(unavailable)?
+                        .await
+                        .map(drop)
+                }
+            };
+            match written.map_err(write_error) {
+                Ok(()) => return Ok(true),
+                // Another sign-up counted first: read again after a short, spread-out pause.
+                Err(StoreError::Conflict) => {
+                    tokio::time::sleep(Duration::from_millis(
+                        2 + 3 * attempt as u64 + u64::from(rand_jitter()),
+                    ))
+                    .await
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // Sustained contention on one key is itself a burst: count it as limited.
+        Ok(false)
+    }
+}
+
+/// 0-7 ms, from the clock's low bits: enough to spread retries, no RNG crate needed.
+fn rand_jitter() -> u8 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        % 8) as u8
 }
 
 #[async_trait]

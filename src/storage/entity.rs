@@ -74,6 +74,8 @@ pub(super) struct RequestEntity {
     pub decide_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notified_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms_version: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
     /// Present in query results (`odata=fullmetadata`), never written.
@@ -109,6 +111,7 @@ impl RequestEntity {
             decided_at: request.decided_at.map(format_time),
             decide_by: request.decide_by.map(format_time),
             notified_at: request.notified_at.map(format_time),
+            terms_version: request.terms_version.clone(),
             dry_run: request.dry_run,
             etag: None,
             date_types: BTreeMap::new(),
@@ -161,6 +164,7 @@ impl RequestEntity {
             decided_at: optional_time_of("DecidedAt", self.decided_at.as_deref())?,
             decide_by: optional_time_of("DecideBy", self.decide_by.as_deref())?,
             notified_at: optional_time_of("NotifiedAt", self.notified_at.as_deref())?,
+            terms_version: self.terms_version,
             dry_run: self.dry_run,
         })
     }

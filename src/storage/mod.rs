@@ -27,6 +27,8 @@ pub const REQUESTS_TABLE: &str = "SignupRequests";
 /// lower-cased local part): the atomic claim that keeps a second sign-up for one address
 /// from starting a second invitation.
 pub const ADDRESSES_TABLE: &str = "SignupAddresses";
+/// Rate-limit counters (PartitionKey = scope, RowKey = key digest and window start).
+pub const RATE_LIMITS_TABLE: &str = "SignupRateLimits";
 /// Queue messages that could not be handled at all (not our format, or pointing at no
 /// row), kept for an administrator instead of being dropped. PartitionKey = queue name.
 pub const DEAD_LETTERS_TABLE: &str = "SignupDeadLetters";
@@ -214,6 +216,14 @@ pub struct DeadLetter {
 #[async_trait]
 pub trait DeadLetters: Send + Sync {
     async fn record(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+}
+
+/// Counters shared by every instance of the app.
+#[async_trait]
+pub trait CounterStore: Send + Sync {
+    /// Adds one to the counter `partition`/`row` unless it has reached `max`; `true` when
+    /// counted (allowed). ETag-guarded, so concurrent increments never lose a count.
+    async fn increment(&self, partition: &str, row: &str, max: u32) -> Result<bool, StoreError>;
 }
 
 /// The `signup-requests` queue.

@@ -64,6 +64,10 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         graph: None,
         approval_webhook: None,
         public_base_url: None,
+        captcha: None,
+        // Most tests sign up many times from one place; abuse tests set their own limits.
+        rate_limits: b2b_signup::abuse::RateLimitSettings::parse("off").unwrap(),
+        trusted_proxy_hops: 1,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real handler over HTTP against a real Azurite per test.
 //! Azurite comes from `npm ci` (package.json pins it); the helpers say so if it is missing.
 
+mod abuse;
 mod admin;
 mod approval;
 mod graph_live;
