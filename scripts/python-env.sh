@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# python-env.sh — create (or reuse) the Python virtualenv for the tests in tests/interop.
+# python-env.sh — create (or reuse) a Python virtualenv for a test suite's pinned requirements.
 #
 # Usage (run it, don't source it):
 #     PY="$(scripts/python-env.sh)"        # stdout carries exactly one line: the venv's python
 #     "$PY" -m pytest tests/interop
 #
+#     PY="$(scripts/python-env.sh tests/deploy/requirements.txt)"
+#     "$PY" -m pytest tests/deploy
+#
 # What it does:
-#   - The venv lives in .venv at the repository root (gitignored); B2B_VENV_DIR overrides.
+#   - REQUIREMENTS (optional argument, relative to the repository root or absolute) names the
+#     pinned requirements file; the default is tests/interop/requirements.txt.
+#   - The venv lives at the repository root (gitignored): .venv for the default requirements,
+#     .venv-<folder of the requirements file> for any other (tests/deploy -> .venv-deploy), so
+#     suites with different pins never rebuild each other's venv. B2B_VENV_DIR overrides.
 #     The base interpreter is $PYTHON, else python3.
-#   - It installs tests/interop/requirements.txt (exact pins) quietly from the configured
-#     package index.
-#   - It is idempotent: .venv/.requirements.sha256 holds a hash of the requirements file and
+#   - It installs the requirements (exact pins) quietly from the configured package index.
+#   - It is idempotent: <venv>/.requirements.sha256 holds a hash of the requirements file and
 #     the interpreter version, written after the last successful install. When it matches,
 #     nothing is installed and the script returns at once. When it differs (requirements
 #     edited, interpreter changed, an earlier install interrupted) the venv is rebuilt from
@@ -19,8 +25,15 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv_dir="${B2B_VENV_DIR:-$repo_root/.venv}"
-requirements="$repo_root/tests/interop/requirements.txt"
+default_requirements="$repo_root/tests/interop/requirements.txt"
+requirements="${1:-$default_requirements}"
+[[ "$requirements" == /* ]] || requirements="$repo_root/$requirements"
+if [[ "$requirements" == "$default_requirements" ]]; then
+    default_venv="$repo_root/.venv"
+else
+    default_venv="$repo_root/.venv-$(basename "$(dirname "$requirements")")"
+fi
+venv_dir="${B2B_VENV_DIR:-$default_venv}"
 base_python="${PYTHON:-python3}"
 stamp="$venv_dir/.requirements.sha256"
 venv_python="$venv_dir/bin/python"

@@ -1,0 +1,38 @@
+// Example parameters for main.bicep. Copy it (e.g. to prod.bicepparam), fill in your values,
+// and deploy:
+//   az deployment group create -g <resource-group> -f infra/main.bicep -p infra/prod.bicepparam
+// Every parameter not listed keeps main.bicep's default; see the @description of each there.
+using './main.bicep'
+
+// A region that offers Flex Consumption: az functionapp list-flexconsumption-locations -o table
+param location = 'swedencentral'
+
+// Globally unique: the API is https://<appName>.azurewebsites.net/api/signup
+param appName = 'b2b-signup-contoso'
+
+// Globally unique, 3-24 lower-case letters and digits.
+param storageAccountName = 'stb2bsignupcontoso'
+param siteStorageAccountName = 'webb2bsignupcontoso'
+
+// The sign-up page is served from the static website deployed here; its origin is allowed
+// automatically. Add any other origin that hosts the form (a custom domain in front of it),
+// exactly as a browser sends it: scheme://host[:port], no path, no trailing slash.
+param deploySignupSite = true
+param corsAllowedOrigins = [
+  'https://partners.contoso.com'
+]
+
+// Check the custom handler runtime version Flex Consumption offers in the region:
+//   az functionapp list-flexconsumption-runtimes --location swedencentral --runtime custom -o table
+param customHandlerRuntimeVersion = '1.0'
+
+param instanceMemoryMB = 2048
+param maximumInstanceCount = 40
+param rustLog = 'info'
+param logRetentionDays = 30
+param logDailyQuotaGb = 1
+
+param tags = {
+  workload: 'b2b-signup'
+  environment: 'prod'
+}

@@ -1,0 +1,182 @@
+// The Function App: a Flex Consumption plan (FC1, Linux) and the site that runs the b2b-signup
+// custom handler with its system-assigned managed identity.
+//
+// Flex Consumption takes the language stack, the deployment source and the scale settings from
+// `functionAppConfig` instead of app settings: FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION
+// and WEBSITE_RUN_FROM_PACKAGE are deprecated on this plan and not set here. The custom handler
+// stack (what local.settings.json says with FUNCTIONS_WORKER_RUNTIME=custom) is
+// `functionAppConfig.runtime.name: 'custom'` (one of the runtime names the samples' Flex module
+// allows). Shape as in Azure-Samples/azure-functions-flex-consumption-samples (IaC/bicep,
+// E2E/*/infra/core/host/functions-flexconsumption.bicep) and
+// https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
+
+param name string
+
+param location string
+
+param tags object = {}
+
+@description('The app storage account (host state, deployment container, tables, queues).')
+param storageAccountName string
+
+@description('Blob container in that account holding the app package.')
+param deploymentContainerName string
+
+param appInsightsName string
+
+@description('Browser origins allowed to call the API (CORS). Never "*": main.bicep filters it out.')
+param corsAllowedOrigins array
+
+@description('Microsoft Graph base URL (national clouds change it).')
+param graphBaseUrl string
+
+@description('Flex Consumption runtime version of the custom handler stack (az functionapp list-flexconsumption-runtimes --location <region> --runtime custom).')
+param runtimeVersion string
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@description('RUST_LOG filter for the handler, e.g. info or b2b_signup=debug.')
+param rustLog string
+
+@description('Turn off FTP and SCM basic-auth publishing credentials (deploy with Microsoft Entra ID instead).')
+param disableBasicPublishingCredentials bool
+
+resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
+  name: storageAccountName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: take('${name}-plan', 60)
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
+      // No secret in this list: storage and Graph use the managed identity, and the Application
+      // Insights connection string only names the component (local auth is off, see
+      // monitoring.bicep). Every value here is safe to read in the portal.
+      appSettings: [
+        // Identity-based host storage: the host and the b2b-signup binary derive the blob,
+        // queue and table endpoints from the account name and sign in with the managed identity.
+        // https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
+        {
+          name: 'AzureWebJobsStorage__accountName'
+          value: storage.name
+        }
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: appInsights.properties.ConnectionString
+        }
+        // Telemetry signed with the system-assigned identity (Microsoft Entra authentication).
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'Authorization=AAD'
+        }
+        {
+          name: 'SIGNUP_POLICY_PATH'
+          value: 'policy.json'
+        }
+        {
+          name: 'SIGNUP_DRY_RUN'
+          value: 'false'
+        }
+        {
+          name: 'SIGNUP_LOG_FORMAT'
+          value: 'json'
+        }
+        {
+          name: 'RUST_LOG'
+          value: rustLog
+        }
+        // Graph is called with the managed identity: the platform sets IDENTITY_ENDPOINT and
+        // IDENTITY_HEADER, which the app reads; no client id or secret exists in Azure.
+        {
+          name: 'GRAPH_BASE_URL'
+          value: graphBaseUrl
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'custom'
+        version: runtimeVersion
+      }
+    }
+  }
+}
+
+resource ftpBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmBasicAuth 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: !disableBasicPublishingCredentials
+  }
+}
+
+output name string = site.name
+output defaultHostName string = site.properties.defaultHostName
+output principalId string = site.identity.principalId
