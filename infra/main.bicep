@@ -1,7 +1,7 @@
 // b2b-signup — everything the sign-up backend needs in Azure, in one resource group:
 //
 //   storage (app)   host state, deployment package, tables SignupRequests / SignupAddresses /
-//                   SignupDeadLetters, queues signup-requests / signup-requests-poison; keys off
+//                   SignupDeadLetters, SignupRateLimits, queues signup-requests / signup-requests-poison; keys off
 //   storage (site)  static website hosting the partner sign-up page (optional)
 //   monitoring      Log Analytics workspace + Application Insights (Entra-authenticated ingestion)
 //   function app    Flex Consumption (FC1, Linux), custom handler, system-assigned identity
@@ -83,6 +83,7 @@ var tableNames = [
   'SignupRequests'
   'SignupAddresses'
   'SignupDeadLetters'
+  'SignupRateLimits'
 ]
 var deploymentContainerName = 'app-package'
 

@@ -182,14 +182,20 @@ def _rust_const(name: str) -> str:
     return match.group(1)
 
 
+def _rust_tables() -> list[str]:
+    """Every table the app uses: each `pub const <NAME>_TABLE` in src/storage/mod.rs."""
+    source = (REPO_ROOT / "src" / "storage" / "mod.rs").read_text(encoding="utf-8")
+    tables = re.findall(r'pub const [A-Z_]+_TABLE: &str = "([^"]+)";', source)
+    assert tables, "src/storage/mod.rs defines no *_TABLE constants"
+    return tables
+
+
 def test_the_queues_and_tables_the_app_uses_are_created(parsed):
     main, storage = parsed["main.bicep"], parsed["modules/storage.bicep"]
     queues = main["variables"]["queueNames"]["value"]
     tables = main["variables"]["tableNames"]["value"]
     assert sorted(queues) == sorted([_rust_const("INVITE_QUEUE"), _rust_const("INVITE_POISON_QUEUE")])
-    assert sorted(tables) == sorted(
-        [_rust_const("REQUESTS_TABLE"), _rust_const("ADDRESSES_TABLE"), _rust_const("DEAD_LETTERS_TABLE")]
-    )
+    assert sorted(tables) == sorted(_rust_tables())
     params = body(main["modules"]["storage"])["params"]
     assert is_ref(params["queueNames"], "queueNames") and is_ref(params["tableNames"], "tableNames")
 
@@ -285,6 +291,25 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     carried_otherwise = {
         "FUNCTIONS_WORKER_RUNTIME": "functionAppConfig.runtime.name",
         "AzureWebJobsStorage": "AzureWebJobsStorage__accountName (identity-based)",
+        # Local client-secret credential for Graph; in Azure the managed identity is used.
+        "AZURE_TENANT_ID": "managed identity",
+        "AZURE_CLIENT_ID": "managed identity",
+        "AZURE_CLIENT_SECRET": "managed identity",
+        "AZURE_AUTHORITY_HOST": "managed identity",
+        # The local host runner's keys; Azure manages function keys itself.
+        "B2B_HOST_FUNCTION_KEYS": "Azure function keys",
+        # Secrets: set by the operator as Key Vault references (docs/DEPLOY.md), never in Bicep.
+        "APPROVAL_WEBHOOK_URL": "Key Vault reference",
+        "SIGNUP_CAPTCHA_SECRET": "Key Vault reference",
+        # Optional, set by the operator with the secret they belong to (docs/DEPLOY.md).
+        "SIGNUP_CAPTCHA_PROVIDER": "operator, with the captcha secret",
+        "SIGNUP_CAPTCHA_VERIFY_URL": "provider default",
+        "SIGNUP_PUBLIC_BASE_URL": "operator, once the host name is known",
+        # The code's defaults are the values for Azure.
+        "GRAPH_TIMEOUT_SECONDS": "code default",
+        "GRAPH_MAX_INLINE_RETRY_SECONDS": "code default",
+        "SIGNUP_RATE_LIMITS": "code default",
+        "SIGNUP_TRUSTED_PROXY_HOPS": "code default (1: the Functions front end)",
     }
     for name in local:
         assert name in settings or name in carried_otherwise, f"{name} from local.settings.json.example is not set in Azure"

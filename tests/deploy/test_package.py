@@ -148,15 +148,15 @@ def test_the_package_is_small(dist):
 
 def test_a_new_function_folder_is_packaged_without_any_list_to_update(tmp_path, built_binary, policy_file):
     timer = {"bindings": [{"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": "0 */5 * * * *"}]}
-    root = fake_project(tmp_path, extra_functions={"Reconcile": timer})
+    root = fake_project(tmp_path, extra_functions={"ZzProbeTimer": timer})
     out = tmp_path / "dist"
     result = package_fake(root, "--out", str(out), str(policy_file))
     assert result.returncode == 0, result.stderr
-    expected = expected_files(function_folders() + ["Reconcile"], executable_path())
+    expected = expected_files(function_folders() + ["ZzProbeTimer"], executable_path())
     assert files_under(out / "app") == expected
-    assert json.loads((out / "app" / "Reconcile" / "function.json").read_text(encoding="utf-8")) == timer
+    assert json.loads((out / "app" / "ZzProbeTimer" / "function.json").read_text(encoding="utf-8")) == timer
     with zipfile.ZipFile(out / "b2b-signup.zip") as archive:
-        assert "Reconcile/function.json" in archive.namelist()
+        assert "ZzProbeTimer/function.json" in archive.namelist()
 
 
 def test_the_binary_goes_where_host_json_says(tmp_path, built_binary, policy_file):
