@@ -208,6 +208,12 @@ pub fn routes(
                 HeaderValue::from_static("nosniff"),
             );
             headers.insert("cache-control", HeaderValue::from_static("no-store"));
+            // API answers are data, never pages: nothing may load from or frame them.
+            headers.insert(
+                "content-security-policy",
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            );
+            headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
             response
         })
 }

@@ -28,7 +28,10 @@ use warp::{
     http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode},
 };
 
-use super::config::{AuthLevel, Function, Trigger};
+use super::{
+    config::{AuthLevel, Function, Trigger},
+    cors::Cors,
+};
 
 /// Azure's request size limit for HTTP functions (100 MB).
 /// <https://learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits>
@@ -264,6 +267,25 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
+/// Appends the caller's address to `X-Forwarded-For`, as Azure's front end does, so the
+/// handler's per-IP limits see the same header shape locally as in Azure.
+fn append_forwarded_for(headers: &mut HeaderMap, peer: Option<std::net::SocketAddr>) {
+    let Some(peer) = peer else { return };
+    let existing: Vec<String> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    let mut value = existing.join(", ");
+    if !value.is_empty() {
+        value.push_str(", ");
+    }
+    value.push_str(&peer.ip().to_string());
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", value);
+    }
+}
+
 /// Tells the handler the name of the function key a request was let in with. Azure's host
 /// does not; the handler then records `function key`.
 pub const KEY_NAME_HEADER: &str = "x-functions-key-name";
@@ -401,6 +423,7 @@ pub struct HttpFrontDoor {
     pub routes: RouteTable,
     pub keys: FunctionKeys,
     pub forwarder: Forwarder,
+    pub cors: Cors,
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes requests in flight.
@@ -416,11 +439,27 @@ pub async fn serve(
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(warp::body::stream())
         .then(
-            move |method: Method, path: warp::path::FullPath, query: String, headers, body| {
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  mut headers: HeaderMap,
+                  peer: Option<std::net::SocketAddr>,
+                  body| {
                 let state = state.clone();
-                async move { handle(&state, method, path.as_str(), query, headers, body).await }
+                async move {
+                    if let Some(preflight) = state.cors.preflight(&method, &headers) {
+                        return preflight;
+                    }
+                    let request_headers = headers.clone();
+                    append_forwarded_for(&mut headers, peer);
+                    let mut response =
+                        handle(&state, method, path.as_str(), query, headers, body).await;
+                    state.cors.decorate(&request_headers, &mut response);
+                    response
+                }
             },
         )
         .recover(|_rejection| async { Ok::<_, Infallible>(empty(StatusCode::BAD_REQUEST)) })

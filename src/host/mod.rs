@@ -15,6 +15,7 @@
 //! timer schedule state across runs. A function that needs more is refused at start-up.
 
 pub mod config;
+pub mod cors;
 pub mod handler;
 pub mod http;
 pub mod invoke;
@@ -135,6 +136,10 @@ pub async fn run(
         routes,
         keys,
         forwarder: Forwarder::new(handler.authority.clone(), app.host.function_timeout),
+        cors: settings
+            .cors()
+            .map(|(origins, credentials)| cors::Cors::new(origins, credentials))
+            .unwrap_or_default(),
     };
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(http::serve(listener, front_door, async move {

@@ -34,6 +34,8 @@ pub struct HostSettings {
     from_file: Vec<String>,
     /// `Host.LocalHttpPort` from local.settings.json, `func start`'s default port.
     local_http_port: Option<u16>,
+    /// `Host.CORS` (comma-separated origins, or `*`) and `Host.CORSCredentials`.
+    cors: Option<(String, bool)>,
 }
 
 impl fmt::Debug for HostSettings {
@@ -59,6 +61,10 @@ struct LocalSettingsFile {
 #[serde(rename_all = "PascalCase")]
 struct LocalHostSection {
     local_http_port: Option<u16>,
+    #[serde(rename = "CORS")]
+    cors: Option<String>,
+    #[serde(rename = "CORSCredentials", default)]
+    cors_credentials: bool,
 }
 
 impl HostSettings {
@@ -122,7 +128,10 @@ impl HostSettings {
                 self.from_file.push(name);
             }
         }
-        self.local_http_port = file.host.and_then(|h| h.local_http_port);
+        if let Some(host) = file.host {
+            self.local_http_port = host.local_http_port;
+            self.cors = host.cors.map(|origins| (origins, host.cors_credentials));
+        }
         Ok(())
     }
 
@@ -141,6 +150,13 @@ impl HostSettings {
     /// `Host.LocalHttpPort` from local.settings.json, if set.
     pub fn local_http_port(&self) -> Option<u16> {
         self.local_http_port
+    }
+
+    /// `Host.CORS` and `Host.CORSCredentials` from local.settings.json, if set.
+    pub fn cors(&self) -> Option<(&str, bool)> {
+        self.cors
+            .as_ref()
+            .map(|(origins, credentials)| (origins.as_str(), *credentials))
     }
 }
 

@@ -24,6 +24,11 @@ async fn an_invite_domain_sign_up_is_stored_enqueued_and_queued() {
     assert_eq!(response.status(), 202);
     assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(
+        response.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(response.headers()["referrer-policy"], "no-referrer");
     let answer: serde_json::Value = response.json().await.unwrap();
     let id = answer["requestId"].as_str().unwrap();
     assert_eq!(id.len(), 26, "a ULID");

@@ -342,3 +342,76 @@ async fn throughput_against_a_100_ms_graph() {
         count as f64 / total.as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn no_log_line_carries_an_address_a_name_a_secret_or_a_token() {
+    let azurite = Azurite::start();
+    let graph = MockServer::start().await;
+    mock_token(&graph).await;
+    Mock::given(method("POST"))
+        .and(path("/v1.0/invitations"))
+        .respond_with(invited("guest-7"))
+        .mount(&graph)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("/members/"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&graph)
+        .await;
+    let mut settings = live_settings(&graph);
+    // Everything, dependencies included, at debug level.
+    settings["RUST_LOG"] = json!("debug");
+    let portal = portal(&azurite, TEST_HOST_JSON, settings).await;
+
+    let response = reqwest::Client::new()
+        .post(portal.host.url("/api/signup"))
+        .json(&json!({"email": "Grace.Hopper@contoso.com", "displayName": "Grace Brewster Hopper"}))
+        .send()
+        .await
+        .unwrap();
+    let id = response.json::<serde_json::Value>().await.unwrap()["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    portal
+        .wait_for(
+            "contoso.com",
+            &id,
+            RequestStatus::Invited,
+            Duration::from_secs(20),
+        )
+        .await;
+    let approve = reqwest::Client::new()
+        .post(
+            portal
+                .host
+                .url("/api/requests/01JDQ3Z6W1T2V3X4Y5Z6A7B8C9/approve"),
+        )
+        .header("x-functions-key", FUNCTION_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approve.status(), 404);
+
+    let output = portal.host.output();
+    assert!(
+        output.contains(&id) && output.contains("contoso.com"),
+        "ids and domains are logged:\n{output}"
+    );
+    let account_key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq";
+    for (what, secret) in [
+        ("the address", "grace.hopper@contoso.com"),
+        ("the address's local part", "grace.hopper"),
+        ("the name", "Grace Brewster Hopper"),
+        ("the client secret", "s3cr3t-value"),
+        ("the access token", "e2e-token"),
+        ("the storage account key", account_key),
+        ("the function key", FUNCTION_KEY),
+        ("the redeem URL", "redeem.example"),
+    ] {
+        assert!(
+            !output.to_lowercase().contains(&secret.to_lowercase()),
+            "{what} reached a log line"
+        );
+    }
+}

@@ -171,3 +171,67 @@ async fn function_level_routes_need_a_key_in_the_header_or_the_code_parameter() 
     let forwarded = handler.next_to("/api/admin", Duration::from_secs(5)).await;
     assert_eq!(forwarded.path_and_query, "/api/admin/things?z=1");
 }
+
+#[tokio::test]
+async fn the_caller_s_address_is_appended_to_x_forwarded_for_as_azure_does() {
+    let (mut handler, host, _root) = start().await;
+    client()
+        .get(host.url("/api/items/1"))
+        .header("x-forwarded-for", "198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    let forwarded = handler.next_to("/api/items", Duration::from_secs(5)).await;
+    assert_eq!(
+        forwarded.header("x-forwarded-for"),
+        Some("198.51.100.1, 127.0.0.1")
+    );
+}
+
+#[tokio::test]
+async fn cors_follows_host_cors_in_local_settings_with_preflight() {
+    let mut handler = FakeHandler::start(|_| (200, vec![], b"ok".to_vec())).await;
+    let settings = r#"{"IsEncrypted": false, "Values": {}, "Host": {"CORS": "https://signup.contoso.example"}}"#;
+    let root = AppRoot::new(TEST_HOST_JSON)
+        .function("Items", ITEMS)
+        .file("local.settings.json", settings);
+    let host = HostProcess::start(&root, &["--handler-url", &handler.url], &[]).await;
+    let http = client();
+
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, host.url("/api/items/1"))
+        .header("origin", "https://signup.contoso.example")
+        .header("access-control-request-method", "PUT")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://signup.contoso.example"
+    );
+    assert_eq!(preflight.headers()["access-control-allow-methods"], "PUT");
+    assert!(
+        handler.received_so_far("/api").is_empty(),
+        "a preflight never reaches the handler"
+    );
+
+    let allowed = http
+        .get(host.url("/api/items/1"))
+        .header("origin", "https://signup.contoso.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://signup.contoso.example"
+    );
+    let other = http
+        .get(host.url("/api/items/1"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
