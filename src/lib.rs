@@ -52,3 +52,6 @@ pub mod settings;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -377,6 +377,17 @@ impl RawForm {
     }
 }
 
+/// The whole body-to-submission path, for the fuzz tests (no captcha, terms or policy).
+#[cfg(test)]
+pub(crate) fn fuzz_parse(json: bool, body: &[u8]) -> Result<Submission, Problem> {
+    let form = if json {
+        RawForm::from_json(body)?
+    } else {
+        RawForm::from_urlencoded(body)?
+    };
+    form.into_submission(None)
+}
+
 /// Splits an `application/x-www-form-urlencoded` body into name/value pairs. Unlike the
 /// WHATWG parser, bytes that are not UTF-8 are an error rather than U+FFFD, so a name is
 /// never stored with replacement characters.
