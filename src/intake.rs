@@ -8,8 +8,10 @@
 //! 4. the row becomes `Queued`, guarded by the ETag from step 2 so a worker that already
 //!    moved it on is never overwritten.
 //!
-//! A crash between 2 and 3 leaves an `Accepted` row: a repeat sign-up resumes it (and the
-//! Reconcile timer does, when it exists). No 202 is ever answered without a stored row.
+//! A crash between 2 and 3 leaves an `Accepted` row: a repeat sign-up resumes it, and so does
+//! the `Reconcile` timer ([`crate::reconcile`]). No 202 is ever answered without a stored row.
+//! Captcha, rate limits and the honeypot run before intake, at the HTTP edge
+//! ([`crate::functions::signup_http`]).
 
 use std::sync::Arc;
 
