@@ -11,7 +11,7 @@ use warp::{Filter, http::HeaderValue, reply::Reply};
 
 use crate::{
     clock::Clock,
-    functions,
+    functions::{self, html_redirect::SiteBase},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
     notify::ApprovalNotifier,
@@ -56,6 +56,8 @@ pub struct Application {
     requests: Arc<Requests>,
     reconciler: Arc<Reconciler>,
     storage: AzureStorage,
+    /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
+    site: Arc<SiteBase>,
 }
 
 impl Application {
@@ -126,6 +128,7 @@ impl Application {
             }),
             requests,
             storage,
+            site: Arc::new(settings.site_url.clone()),
         })
     }
 
@@ -148,6 +151,7 @@ impl Application {
             self.worker,
             self.requests,
             self.reconciler,
+            self.site,
         ))
         .incoming(self.listener)
         .graceful(shutdown)
@@ -162,6 +166,7 @@ pub fn routes(
     worker: Arc<Worker>,
     requests: Arc<Requests>,
     reconciler: Arc<Reconciler>,
+    site: Arc<SiteBase>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
     let probe = warp::path::end()
@@ -169,7 +174,7 @@ pub fn routes(
         .map(|| warp::reply::with_status("ok", warp::http::StatusCode::OK).into_response());
 
     probe
-        .or(functions::signup_http::route(intake))
+        .or(functions::signup_http::route(intake, site))
         .unify()
         .or(functions::invite_queue::route(worker.clone()))
         .unify()

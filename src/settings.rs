@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::{
+    functions::html_redirect::{SITE_URL_SETTING, SiteBase},
     graph::{GraphConfigError, GraphSettings},
     storage::{ConnectionError, StorageAccount},
 };
@@ -44,6 +45,9 @@ pub struct Settings {
     /// `SIGNUP_PUBLIC_BASE_URL`: the app's public address (`https://<app>.azurewebsites.net`),
     /// used in the approval notification's links. Optional.
     pub public_base_url: Option<String>,
+    /// `SIGNUP_SITE_URL`: the sign-up page's address, where plain HTML form posts are
+    /// redirected (`thanks.html`, `error.html`). Default `/`, the API's own origin.
+    pub site_url: SiteBase,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +113,14 @@ impl Settings {
                 ),
             },
             public_base_url: lookup("SIGNUP_PUBLIC_BASE_URL").filter(|v| !v.trim().is_empty()),
+            site_url: match lookup(SITE_URL_SETTING) {
+                None => SiteBase::default(),
+                Some(value) => SiteBase::parse(&value).map_err(|_| SettingsError::Invalid {
+                    name: SITE_URL_SETTING,
+                    expected: "an http(s) URL or a path starting with /",
+                    value,
+                })?,
+            },
         })
     }
 }

@@ -64,6 +64,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         graph: None,
         approval_webhook: None,
         public_base_url: None,
+        site_url: Default::default(),
     }
 }
 

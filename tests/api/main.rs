@@ -5,6 +5,7 @@ mod admin;
 mod approval;
 mod graph_live;
 mod helpers;
+mod html_form;
 mod layout;
 mod signup;
 mod startup;
