@@ -9,7 +9,8 @@
 #   - The venv lives in .venv at the repository root (gitignored); B2B_VENV_DIR overrides.
 #     The base interpreter is $PYTHON, else python3.
 #   - It installs tests/interop/requirements.txt (exact pins) quietly from the configured
-#     package index.
+#     package index; B2B_REQUIREMENTS names another file (the OpenAPI tests use
+#     B2B_VENV_DIR=.venv-openapi B2B_REQUIREMENTS=tests/openapi/requirements.txt).
 #   - It is idempotent: .venv/.requirements.sha256 holds a hash of the requirements file and
 #     the interpreter version, written after the last successful install. When it matches,
 #     nothing is installed and the script returns at once. When it differs (requirements
@@ -20,7 +21,7 @@ set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv_dir="${B2B_VENV_DIR:-$repo_root/.venv}"
-requirements="$repo_root/tests/interop/requirements.txt"
+requirements="${B2B_REQUIREMENTS:-$repo_root/tests/interop/requirements.txt}"
 base_python="${PYTHON:-python3}"
 stamp="$venv_dir/.requirements.sha256"
 venv_python="$venv_dir/bin/python"
