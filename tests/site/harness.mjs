@@ -132,9 +132,9 @@ function cleanEnvironment(extra) {
 
 /**
  * Starts Azurite and the portal. Returns { url, storageEnv, stop(), output() }.
- * `policy` defaults to TEST_POLICY.
+ * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider).
  */
-export async function startPortal({ policy = TEST_POLICY } = {}) {
+export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } = {}) {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run cargo build --bins`);
   const workdir = mkdtempSync(join(tmpdir(), 'b2b-site-test-'));
   const processes = [];
@@ -168,6 +168,7 @@ export async function startPortal({ policy = TEST_POLICY } = {}) {
       SIGNUP_POLICY_PATH: policyPath,
       SIGNUP_DRY_RUN: 'true',
       B2B_HOST_FUNCTION_KEYS: 'default=site-test-key',
+      ...extraEnv,
     });
     execFileSync(BINARY, ['site', 'config', '--policy', policyPath, '--out', join(site, 'config.json')], {
       env,

@@ -283,6 +283,60 @@ test('the form passes axe-core without serious or critical violations, and looks
   assert.equal(await page.getAttribute('.hp', 'aria-hidden'), 'true');
 });
 
+test('a configured captcha: the widget and its script load (CSP allows them), and the token is sent', async () => {
+  const captchaPortal = await startPortal({
+    env: { SIGNUP_CAPTCHA_PROVIDER: 'turnstile', SIGNUP_CAPTCHA_SITE_KEY: '1x00000000000000000000AA' },
+  });
+  try {
+    const context = await browser.newContext({ locale: 'en-GB' });
+    context.setDefaultTimeout(10_000);
+    const loaded = [];
+    let sent;
+    await context.route('**/*', (route) => {
+      const request = route.request();
+      const url = new URL(request.url());
+      if (url.hostname === '127.0.0.1') {
+        if (request.method() === 'POST') sent = request.postDataJSON();
+        return route.continue();
+      }
+      if (url.href === 'https://challenges.cloudflare.com/turnstile/v0/api.js') {
+        loaded.push(url.href);
+        // A stand-in for Turnstile, answered here (nothing leaves the machine): like the real
+        // widget, it puts its token in a hidden input inside the form.
+        return route.fulfill({
+          contentType: 'text/javascript',
+          body: `for (const slot of document.querySelectorAll('.cf-turnstile')) {
+            const input = document.createElement('input');
+            input.type = 'hidden'; input.name = 'cf-turnstile-response'; input.value = 'token-for-' + slot.dataset.sitekey;
+            slot.append(input);
+          }
+          window.turnstile = { reset() {} };`,
+        });
+      }
+      external.push(url.href);
+      return route.abort();
+    });
+    const page = await context.newPage();
+    const blocked = [];
+    page.on('console', (message) => {
+      if (/Content Security Policy/i.test(message.text())) blocked.push(message.text());
+    });
+    await page.goto(`${captchaPortal.url}/`);
+    await page.locator('#captcha-field').waitFor({ state: 'visible' });
+    await page.locator('input[name="cf-turnstile-response"]').waitFor({ state: 'attached' });
+    assert.equal(await page.getAttribute('.cf-turnstile', 'data-sitekey'), '1x00000000000000000000AA');
+    await fill(page, { email: 'captcha@contoso.com' });
+    await page.click('button[type="submit"]');
+    await page.locator('#status').filter({ hasText: 'Request reference' }).waitFor();
+    assert.deepEqual(loaded, ['https://challenges.cloudflare.com/turnstile/v0/api.js']);
+    assert.equal(sent['cf-turnstile-response'], 'token-for-1x00000000000000000000AA');
+    assert.deepEqual(blocked, []);
+    await context.close();
+  } finally {
+    await captchaPortal.stop();
+  }
+});
+
 test('no request left this machine (no captcha configured, so no outside script)', () => {
   assert.deepEqual(external, []);
 });
