@@ -7,7 +7,8 @@
 //     node scripts/site/build.mjs            # rewrite site/*.html and site/fr/*.html
 //     node scripts/site/build.mjs --check    # exit 1 if a checked-in page is out of date
 //
-// Templates know four things: {{t:key}} (a dictionary string, HTML-escaped), {{lang}},
+// Templates know five things: {{>name}} (the partial _name.html, on a line of its own),
+// {{t:key}} (a dictionary string, HTML-escaped), {{lang}},
 // {{root}} (the way back to site/ from the page: "" or "../"), {{altLang}} / {{altHref}}
 // (the same page in the other language), and {{errorOutcomes}} (one block per error code,
 // shown by CSS :target from the fragment the API's 303 adds).
@@ -15,26 +16,11 @@ import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { LANGUAGES, STRINGS, t } from '../../site/assets/i18n.js';
+import { ERROR_CODES, LANGUAGES, STRINGS, t } from '../../site/assets/i18n.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const siteDir = join(here, '..', '..', 'site');
 const templatesDir = join(here, 'templates');
-
-/** The error codes of the public API a sign-up can end with (DESIGN.md, problem.rs). */
-export const ERROR_CODES = [
-  'invalid_email',
-  'invalid_display_name',
-  'invalid_field',
-  'invalid_request',
-  'domain_not_allowed',
-  'access_not_allowed',
-  'captcha_failed',
-  'rate_limited',
-  'payload_too_large',
-  'unsupported_media_type',
-  'service_unavailable',
-];
 
 const escapeHtml = (text) =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -51,8 +37,16 @@ function errorOutcomes(lang) {
 /** Every page in every language: [relative path under site/, HTML]. */
 export function render() {
   const pages = [];
-  for (const template of readdirSync(templatesDir).filter((f) => f.endsWith('.html')).sort()) {
-    const source = readFileSync(join(templatesDir, template), 'utf8');
+  const files = readdirSync(templatesDir).filter((f) => f.endsWith('.html')).sort();
+  // `_name.html` is a partial, put in place of {{>name}} in the pages.
+  const partials = Object.fromEntries(
+    files.filter((f) => f.startsWith('_')).map((f) => [f.slice(1, -5), readFileSync(join(templatesDir, f), 'utf8')]),
+  );
+  for (const template of files.filter((f) => !f.startsWith('_'))) {
+    const source = readFileSync(join(templatesDir, template), 'utf8').replace(/\{\{>(\w+)\}\}\n/g, (whole, name) => {
+      if (!(name in partials)) throw new Error(`${template}: no partial _${name}.html`);
+      return partials[name];
+    });
     for (const lang of LANGUAGES) {
       const altLang = LANGUAGES.find((l) => l !== lang);
       const folder = (l) => (l === 'en' ? '' : `${l}/`);

@@ -5,6 +5,22 @@
 
 export const LANGUAGES = ['en', 'fr'];
 
+/** The error codes of the public API a sign-up can end with (DESIGN.md, src/problem.rs);
+ * each has an `error.<code>` message below. */
+export const ERROR_CODES = [
+  'invalid_email',
+  'invalid_display_name',
+  'invalid_field',
+  'invalid_request',
+  'domain_not_allowed',
+  'access_not_allowed',
+  'captcha_failed',
+  'rate_limited',
+  'payload_too_large',
+  'unsupported_media_type',
+  'service_unavailable',
+];
+
 export const STRINGS = {
   en: {
     'page.title': 'Partner sign-up',

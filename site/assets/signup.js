@@ -3,23 +3,11 @@
 // script the same form posts urlencoded and the API answers with a 303 to thanks.html or
 // error.html. The access options, the terms and the captcha come from config.json, which
 // `b2b-signup site config` generates from the policy.
-import { t } from './i18n.js';
+import { ERROR_CODES, t } from './i18n.js';
 
 const FIELDS = ['email', 'displayName', 'company', 'justification', 'access', 'acceptTerms'];
 const CAPTCHA_FIELDS = ['captchaToken', 'cf-turnstile-response', 'h-captcha-response', 'g-recaptcha-response'];
-const CODES = new Set([
-  'invalid_email',
-  'invalid_display_name',
-  'invalid_field',
-  'invalid_request',
-  'domain_not_allowed',
-  'access_not_allowed',
-  'captcha_failed',
-  'rate_limited',
-  'payload_too_large',
-  'unsupported_media_type',
-  'service_unavailable',
-]);
+const CODES = new Set(ERROR_CODES);
 // Each provider's widget: the element it renders into, and its script.
 const CAPTCHA = {
   turnstile: { className: 'cf-turnstile', script: 'https://challenges.cloudflare.com/turnstile/v0/api.js', api: 'turnstile' },

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, showRequest, startPortal } from './harness.mjs';
-import { STRINGS } from '../../site/assets/i18n.js';
+import { ERROR_CODES, STRINGS } from '../../site/assets/i18n.js';
 import { render } from '../../scripts/site/build.mjs';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
@@ -28,12 +28,16 @@ const external = [];
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  [portal, browser] = await Promise.all([
+  // Both at once; whichever started is kept for after() to stop, even if the other failed.
+  const [started, launched] = await Promise.allSettled([
     startPortal(),
     // launch() gives Chromium a fresh --user-data-dir of its own, removed on close; each
     // context below is a fresh profile state on top of it.
     chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }),
   ]);
+  portal = started.value;
+  browser = launched.value;
+  for (const outcome of [started, launched]) if (outcome.status === 'rejected') throw outcome.reason;
 });
 
 after(async () => {
@@ -86,6 +90,12 @@ test('the checked-in pages are up to date with their templates and the dictionar
     assert.equal(readFileSync(new URL(`../../site/${path}`, import.meta.url), 'utf8'), html, `site/${path}: run node scripts/site/build.mjs`);
   }
   assert.deepEqual(Object.keys(STRINGS.fr).sort(), Object.keys(STRINGS.en).sort(), 'every string in both languages');
+  // Every sign-up error code of the API (src/problem.rs) has a message.
+  const problemRs = readFileSync(new URL('../../src/problem.rs', import.meta.url), 'utf8');
+  const apiCodes = [...problemRs.matchAll(/Self::\w+ => "([a-z_]+)",/g)].map((m) => m[1]);
+  const notForSignUp = ['not_found', 'method_not_allowed', 'already_decided', 'not_pending', 'internal_error'];
+  assert.deepEqual([...ERROR_CODES].sort(), apiCodes.filter((c) => !notForSignUp.includes(c)).sort());
+  for (const code of ERROR_CODES) assert.ok(STRINGS.en[`error.${code}`], code);
 });
 
 test('a valid sign-up shows the request id, and the request is invited (dry run)', async () => {
