@@ -30,7 +30,6 @@ _spec.loader.exec_module(interop)
 azurite = interop.azurite
 
 REPO_ROOT = interop.REPO_ROOT
-SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 FUNCTION_KEY = "openapi-test-key-7f3a"
 LISTENING = re.compile(r"^b2b-signup host listening on (http://127\.0\.0\.1:\d+)$")
 RUNNER_START_TIMEOUT_S = 30
@@ -40,7 +39,8 @@ RUNNER_START_TIMEOUT_S = 30
 class Portal:
     base_url: str
     log_path: Path
-    storage: str
+    # The function key the runner accepts for the approval API.
+    key: str
 
 
 def _app_root(root: Path) -> None:
@@ -82,7 +82,7 @@ def portal(azurite, tmp_path_factory) -> Portal:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the host runner did not start:\n{interop.log_tail(log_path)}", pytrace=False)
             time.sleep(0.05)
-        yield Portal(found[0], log_path, azurite.connection_string)
+        yield Portal(found[0], log_path, FUNCTION_KEY)
     finally:
         interop.stop_process(process)
 

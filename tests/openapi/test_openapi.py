@@ -24,8 +24,7 @@ from pathlib import Path
 import requests
 import schemathesis
 
-from conftest import FUNCTION_KEY, SPEC_PATH
-
+SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 SCHEMA = schemathesis.openapi.from_path(str(SPEC_PATH))
 CONFIG_PATH = Path(__file__).with_name("schemathesis.toml")
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
@@ -54,8 +53,8 @@ def post(portal, path: str, **kwargs) -> requests.Response:
     return requests.post(f"{portal.base_url}{path}", **kwargs)
 
 
-def key() -> dict[str, str]:
-    return {"x-functions-key": FUNCTION_KEY}
+def key(portal) -> dict[str, str]:
+    return {"x-functions-key": portal.key}
 
 
 def sign_up(portal, email: str) -> dict:
@@ -109,14 +108,14 @@ def test_approval_answers_match_the_spec(portal):
     path = "/api/requests/{}/{}"
 
     cases = [
-        (approve, path.format(pending["requestId"], "approve"), {"headers": key(), "json": {"reason": "known partner"}}, 200),
-        (approve, path.format(pending["requestId"], "approve"), {"headers": key()}, 200),  # again: changed false
-        (deny, path.format(pending["requestId"], "deny"), {"headers": key()}, 409),  # already_decided
-        (deny, path.format(invited["requestId"], "deny"), {"params": {"code": FUNCTION_KEY}}, 409),  # not_pending
-        (approve, path.format("01J0000000000000000000000Z", "approve"), {"headers": key()}, 404),
-        (approve, path.format(pending["requestId"], "approve"), {"headers": key(), "json": {"why": 1}}, 400),
-        (approve, path.format(pending["requestId"], "approve"), {"headers": {**key(), "content-type": "text/plain"}, "data": "x"}, 415),
-        (approve, path.format(pending["requestId"], "approve"), {"headers": key(), "data": "reason=" + "x" * 5000}, 413),
+        (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal), "json": {"reason": "known partner"}}, 200),
+        (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal)}, 200),  # again: changed false
+        (deny, path.format(pending["requestId"], "deny"), {"headers": key(portal)}, 409),  # already_decided
+        (deny, path.format(invited["requestId"], "deny"), {"params": {"code": portal.key}}, 409),  # not_pending
+        (approve, path.format("01J0000000000000000000000Z", "approve"), {"headers": key(portal)}, 404),
+        (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal), "json": {"why": 1}}, 400),
+        (approve, path.format(pending["requestId"], "approve"), {"headers": {**key(portal), "content-type": "text/plain"}, "data": "x"}, 415),
+        (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal), "data": "reason=" + "x" * 5000}, 413),
         (approve, path.format(pending["requestId"], "approve"), {}, 401),
         (deny, path.format(pending["requestId"], "deny"), {"headers": {"x-functions-key": "wrong"}}, 401),
     ]
@@ -138,7 +137,7 @@ def test_generated_requests_conform_to_the_spec(portal, tmp_path):
         "run",
         str(SPEC_PATH),
         "--url", portal.base_url,
-        "--header", f"x-functions-key: {FUNCTION_KEY}",
+        "--header", f"x-functions-key: {portal.key}",
         "--mode", "positive",
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", "20260108",
