@@ -12,7 +12,7 @@ use warp::{Filter, http::HeaderValue, reply::Reply};
 use crate::{
     abuse::{CaptchaVerifier, RateLimiter},
     clock::Clock,
-    functions::{self, signup_http::Gatekeeper},
+    functions::{self, html_redirect::SiteBase, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
     notify::ApprovalNotifier,
@@ -61,6 +61,8 @@ pub struct Application {
     requests: Arc<Requests>,
     reconciler: Arc<Reconciler>,
     storage: AzureStorage,
+    /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
+    site: Arc<SiteBase>,
 }
 
 impl Application {
@@ -144,6 +146,7 @@ impl Application {
             }),
             requests,
             storage,
+            site: Arc::new(settings.site_url.clone()),
         })
     }
 
@@ -167,6 +170,7 @@ impl Application {
             self.worker,
             self.requests,
             self.reconciler,
+            self.site,
         ))
         .incoming(self.listener)
         .graceful(shutdown)
@@ -182,6 +186,7 @@ pub fn routes(
     worker: Arc<Worker>,
     requests: Arc<Requests>,
     reconciler: Arc<Reconciler>,
+    site: Arc<SiteBase>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
     let probe = warp::path::end()
@@ -189,7 +194,7 @@ pub fn routes(
         .map(|| warp::reply::with_status("ok", warp::http::StatusCode::OK).into_response());
 
     probe
-        .or(functions::signup_http::route(intake, gate))
+        .or(functions::signup_http::route(intake, gate, site))
         .unify()
         .or(functions::invite_queue::route(worker.clone()))
         .unify()

@@ -11,7 +11,7 @@ use crate::{
     app::Application,
     host::{HostError, HostOptions, handler::HandlerSource},
     settings::{LogFormat, Settings},
-    telemetry,
+    site_config, telemetry,
 };
 
 #[derive(Debug, Parser)]
@@ -42,6 +42,11 @@ enum Command {
     /// Run the local host runner: the Azure Functions host's part (HTTP routes, queue and
     /// timer triggers) around the handler, for development and tests where `func` is missing.
     Host(HostArgs),
+    /// The sign-up page: `site config` writes its config.json from the policy.
+    Site {
+        #[command(subcommand)]
+        command: site_config::SiteCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +67,10 @@ struct HostArgs {
     /// Folder with host.json, the function folders and local.settings.json.
     #[arg(long, value_name = "DIR", default_value = ".")]
     app_root: std::path::PathBuf,
+    /// Serve the static files of this folder (the sign-up page, `site/`) at every path no
+    /// function takes, so the page and the API share one address.
+    #[arg(long, value_name = "DIR")]
+    site: Option<std::path::PathBuf>,
 }
 
 pub async fn run() -> ExitCode {
@@ -71,6 +80,7 @@ pub async fn run() -> ExitCode {
         Command::Requests { command } => admin::requests(command).await,
         Command::Policy { command } => admin::policy(command),
         Command::Host(args) => host(args).await,
+        Command::Site { command } => site_config::run(command),
     }
 }
 
@@ -83,6 +93,7 @@ async fn host(args: HostArgs) -> ExitCode {
             Some(url) => HandlerSource::Url(url),
             None => HandlerSource::Spawn(args.handler),
         },
+        site: args.site,
     };
     match crate::host::run(options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

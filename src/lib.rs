@@ -30,7 +30,11 @@
 //!   and the command line (enqueue, decide, expire, notify through [`notify`]).
 //! - [`host`]: the local host runner (`b2b-signup host`), the Functions host's part for
 //!   development and tests: reads host.json and `*/function.json`, starts the handler,
-//!   forwards HTTP, polls queues and fires timers with the host's exact payloads.
+//!   forwards HTTP, polls queues and fires timers with the host's exact payloads, and
+//!   serves the sign-up page's files (`--site`).
+//! - [`site_config`]: the sign-up page's `config.json` (access options, terms, captcha site
+//!   key) generated from the policy; `functions::html_redirect` answers the page's plain
+//!   form posts with a 303 to its thank-you or error page.
 
 pub mod abuse;
 pub mod admin;
@@ -49,6 +53,7 @@ pub mod problem;
 pub mod reconcile;
 pub mod requests;
 pub mod settings;
+pub mod site_config;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;

@@ -147,6 +147,16 @@ impl Problem {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
+
+    /// The input field the problem is about, as the form names it.
+    pub fn field_name(&self) -> Option<&'static str> {
+        self.field
+    }
+
+    /// The `Retry-After` seconds, for 429 and 503.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.retry_after
+    }
 }
 
 impl warp::Reply for Problem {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::{
     abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
+    functions::html_redirect::{SITE_URL_SETTING, SiteBase},
     graph::{GraphConfigError, GraphSettings},
     storage::{ConnectionError, StorageAccount},
 };
@@ -53,6 +54,9 @@ pub struct Settings {
     /// `SIGNUP_TRUSTED_PROXY_HOPS`: proxies in front of the app that append to
     /// `X-Forwarded-For` (1 on Azure Functions; 2 behind Front Door). 0 ignores the header.
     pub trusted_proxy_hops: usize,
+    /// `SIGNUP_SITE_URL`: the sign-up page's address, where plain HTML form posts are
+    /// redirected (`thanks.html`, `error.html`). Default `/`, the API's own origin.
+    pub site_url: SiteBase,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +137,14 @@ impl Settings {
                     name: "SIGNUP_TRUSTED_PROXY_HOPS",
                     expected: "a number of proxies from 0 to 10",
                     value: text,
+                })?,
+            },
+            site_url: match lookup(SITE_URL_SETTING) {
+                None => SiteBase::default(),
+                Some(value) => SiteBase::parse(&value).map_err(|_| SettingsError::Invalid {
+                    name: SITE_URL_SETTING,
+                    expected: "an http(s) URL or a path starting with /",
+                    value,
                 })?,
             },
         })

@@ -10,7 +10,8 @@ use serde::Deserialize;
 
 use super::Secret;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CaptchaProvider {
     Turnstile,
     HCaptcha,

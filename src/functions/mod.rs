@@ -7,6 +7,7 @@
 
 pub mod approval;
 mod body;
+pub mod html_redirect;
 pub mod invite_poison;
 pub mod invite_queue;
 mod queue_trigger;

@@ -18,7 +18,10 @@ use warp::{
     reply::Reply,
 };
 
-use super::body;
+use super::{
+    body,
+    html_redirect::{FormPost, SiteBase},
+};
 use crate::{
     abuse::{CaptchaError, CaptchaVerifier, RateLimiter, client_ip},
     domain::{DisplayName, EmailAddress, FreeText, RequestId, TextError},
@@ -46,19 +49,27 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_COMPANY_CHARS: usize = 200;
 const MAX_JUSTIFICATION_CHARS: usize = 1000;
 
-/// `POST /api/signup`.
+/// `POST /api/signup`. `site` is where plain HTML form posts are sent on (see
+/// [`super::html_redirect`]).
 pub fn route(
     intake: Arc<Intake>,
     gate: Arc<Gatekeeper>,
+    site: Arc<SiteBase>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "signup")
         .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(body::limited(MAX_BODY_BYTES))
         .then(move |headers: HeaderMap, body: Result<Bytes, Problem>| {
-            let (intake, gate) = (intake.clone(), gate.clone());
+            let (intake, gate, site) = (intake.clone(), gate.clone(), site.clone());
             async move {
-                match handle(&intake, &gate, &headers, body).await {
+                // A browser's plain form post gets a 303 to the site's pages (html_redirect.rs).
+                let form_post = FormPost::detect(&headers, body.as_ref().ok());
+                let outcome = handle(&intake, &gate, &headers, body).await;
+                if let Some(form_post) = form_post {
+                    return form_post.redirect(&site, &outcome);
+                }
+                match outcome {
                     Ok(receipt) => accepted(receipt),
                     Err(problem) => problem.into_response(),
                 }

@@ -424,6 +424,8 @@ pub struct HttpFrontDoor {
     pub keys: FunctionKeys,
     pub forwarder: Forwarder,
     pub cors: Cors,
+    /// `--site`: static files for the paths no function takes.
+    pub site: Option<super::site::StaticSite>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes requests in flight.
@@ -483,7 +485,12 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
-    let (function, auth_level) = match state.routes.find(&method, path) {
+    let route = state.routes.find(&method, path);
+    // The sign-up page's files, at every path no function takes (`--site`, site.rs).
+    if let (RouteMatch::NotFound, Some(site)) = (&route, &state.site) {
+        return site.serve(&method, path).await;
+    }
+    let (function, auth_level) = match route {
         RouteMatch::Found {
             function,
             auth_level,

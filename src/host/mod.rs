@@ -10,6 +10,8 @@
 //! - [`http`]: forwards `/<routePrefix>/<route>` requests unchanged, with `authLevel` keys.
 //! - [`queues`] (on [`queue_store`]) and [`timers`] (on [`ncrontab`]): trigger functions with
 //!   the exact invocation payloads of [`payload`], sent by [`invoke`].
+//! - [`site`]: with `--site DIR`, the sign-up page's static files at every other path (not
+//!   something the Functions host does: it puts the page and the API on one local address).
 //!
 //! What it does not do: other bindings, output bindings, the admin API, keys in storage,
 //! timer schedule state across runs. A function that needs more is refused at start-up.
@@ -24,6 +26,7 @@ pub mod payload;
 pub mod queue_store;
 pub mod queues;
 pub mod settings;
+pub mod site;
 pub mod timers;
 
 use std::{
@@ -57,6 +60,8 @@ pub struct HostOptions {
     pub port: Option<u16>,
     /// Start the handler, or use one that is running.
     pub handler: HandlerSource,
+    /// A folder of static files (the sign-up page) to serve at paths no function takes.
+    pub site: Option<PathBuf>,
 }
 
 /// Why the runner could not start, or stopped on its own.
@@ -70,6 +75,8 @@ pub enum HostError {
     Keys(String),
     #[error("HTTP routes: {0}")]
     Routes(String),
+    #[error("--site: {0}")]
+    Site(String),
     #[error("storage for {function} (connection setting {setting:?}): {source}")]
     Storage {
         function: String,
@@ -102,6 +109,14 @@ pub async fn run(
     let routes =
         RouteTable::new(&app.host.route_prefix, &app.functions).map_err(HostError::Routes)?;
     let stores = queue_stores(&app, &settings)?;
+    let site = match &options.site {
+        Some(dir) => {
+            let captcha = crate::site_config::captcha_provider(|name| settings.get(name))
+                .map_err(HostError::Site)?;
+            Some(site::StaticSite::new(dir, captcha).map_err(HostError::Site)?)
+        }
+        None => None,
+    };
 
     // Bind first: a taken port fails before the handler is started.
     let port = options
@@ -140,6 +155,7 @@ pub async fn run(
             .cors()
             .map(|(origins, credentials)| cors::Cors::new(origins, credentials))
             .unwrap_or_default(),
+        site,
     };
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(http::serve(listener, front_door, async move {

@@ -6,6 +6,7 @@ mod admin;
 mod approval;
 mod graph_live;
 mod helpers;
+mod html_form;
 mod layout;
 mod signup;
 mod startup;

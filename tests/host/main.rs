@@ -7,4 +7,5 @@ mod helpers;
 mod http;
 mod lifecycle;
 mod queues;
+mod site;
 mod timers;

@@ -1,0 +1,171 @@
+// The sign-up page's words, English and French: the one dictionary. scripts/site/build.mjs
+// writes the static text of every page from it (so the page reads right without
+// JavaScript), and signup.js / result.js use it for the messages they show.
+// Add a string to both languages; a test fails when one is missing.
+
+export const LANGUAGES = ['en', 'fr'];
+
+/** The error codes of the public API a sign-up can end with (DESIGN.md, src/problem.rs);
+ * each has an `error.<code>` message below. */
+export const ERROR_CODES = [
+  'invalid_email',
+  'invalid_display_name',
+  'invalid_field',
+  'invalid_request',
+  'domain_not_allowed',
+  'access_not_allowed',
+  'captcha_failed',
+  'rate_limited',
+  'payload_too_large',
+  'unsupported_media_type',
+  'service_unavailable',
+];
+
+export const STRINGS = {
+  en: {
+    'page.title': 'Partner sign-up',
+    'page.heading': 'Request guest access',
+    'page.intro':
+      'Work with us through our applications: tell us who you are, and you will receive an invitation by e-mail at your work address if your organisation is a partner.',
+    'lang.nav': 'Language',
+    'lang.switch': 'Français',
+    noscript:
+      'JavaScript is off in your browser. The form still works; you get the default access for your organisation.',
+    'required.note': 'All fields are required unless marked optional.',
+    'field.email': 'Work e-mail address',
+    'field.email.hint': 'The address you use at your organisation. The invitation is sent there.',
+    'field.displayName': 'Full name',
+    'field.displayName.hint': 'As colleagues should see it, for example Ada Lovelace.',
+    'field.company': 'Organisation (optional)',
+    'field.justification': 'Why do you need access? (optional)',
+    'field.justification.hint': 'A project or a contact helps an administrator decide. Up to 1000 characters.',
+    'field.access': 'Access you need',
+    'field.access.hint': 'If unsure, keep the default.',
+    'access.default': 'The default for my organisation',
+    'terms.label': 'I have read and accept the terms of use.',
+    'terms.link': 'Read the terms of use',
+    'captcha.label': 'Security check',
+    honeypot: 'Leave this field empty',
+    submit: 'Request access',
+    sending: 'Sending your request…',
+    'privacy.heading': 'Your information',
+    'privacy.text':
+      'We keep what you enter here (your e-mail address, name, organisation, the access you chose and your reason) with the date of your request, to decide on it and to invite you as a guest in our Microsoft Entra ID directory. We use it for nothing else. How long it is kept is set by our organisation’s data retention rules; ask your contact to see or remove it.',
+    'result.queued': 'Thank you. Your request is accepted: you will receive an invitation by e-mail shortly.',
+    'result.pending_approval':
+      'Thank you. Your request is waiting for an administrator’s approval: you will receive an invitation by e-mail once it is approved.',
+    'result.reference': 'Request reference:',
+    'result.keep': 'Quote this reference if you contact us about your request.',
+    'result.nojs': 'Keep the address of this page: it contains your request reference.',
+    'thanks.title': 'Request received',
+    'thanks.heading': 'Request received',
+    'error.title': 'Request not sent',
+    'error.heading': 'Your request was not sent',
+    'error.back': 'Back to the form',
+    'error.back.hint': 'Your browser’s Back button returns to the form with what you entered.',
+    'error.summary': 'There is a problem with your request.',
+    'error.field': 'Check the field “{field}”.',
+    'error.invalid_email':
+      'Enter a valid e-mail address, such as name@organisation.com. Before the @, only letters, digits and . - _ \' are accepted.',
+    'error.invalid_display_name': 'Enter your full name, up to 256 characters.',
+    'error.invalid_field': 'Check this field: it is too long or contains characters that are not accepted.',
+    'error.invalid_field.company': 'The organisation can be at most 200 characters long.',
+    'error.invalid_field.justification': 'The reason can be at most 1000 characters long.',
+    'error.invalid_field.acceptTerms': 'Accept the terms of use to continue.',
+    'error.invalid_request': 'The form could not be read. Reload the page and try again.',
+    'error.domain_not_allowed':
+      'Sign-up is not open to addresses of this domain. Ask your contact at our organisation to invite you.',
+    'error.access_not_allowed':
+      'The access you chose is not available to your organisation. Keep the default, or choose another.',
+    'error.captcha_failed': 'The security check failed. Complete it again, then send the form.',
+    'error.rate_limited': 'Too many attempts. Please wait a minute, then try again.',
+    'error.rate_limited.seconds': 'Too many attempts. Please wait {seconds} seconds, then try again.',
+    'error.payload_too_large': 'The form is too long. Shorten your reason and try again.',
+    'error.unsupported_media_type':
+      'The form was sent in a format the service does not accept. Reload the page and try again.',
+    'error.service_unavailable': 'The service cannot take sign-ups right now. Please try again in a minute.',
+    'error.network': 'The service could not be reached. Check your connection and try again.',
+    'error.unknown': 'Something went wrong. Please try again later.',
+    'error.terms_required': 'Accept the terms of use to continue.',
+    'error.nojs_needed':
+      'This step needs JavaScript: turn it on in your browser, or ask your contact at our organisation to invite you.',
+  },
+  fr: {
+    'page.title': 'Inscription des partenaires',
+    'page.heading': 'Demander un accès invité',
+    'page.intro':
+      'Travaillez avec nous dans nos applications : dites-nous qui vous êtes, et vous recevrez une invitation par e-mail à votre adresse professionnelle si votre organisation est partenaire.',
+    'lang.nav': 'Langue',
+    'lang.switch': 'English',
+    noscript:
+      'JavaScript est désactivé dans votre navigateur. Le formulaire fonctionne quand même ; vous recevez l’accès par défaut de votre organisation.',
+    'required.note': 'Tous les champs sont obligatoires, sauf mention « facultatif ».',
+    'field.email': 'Adresse e-mail professionnelle',
+    'field.email.hint': 'L’adresse que vous utilisez dans votre organisation. L’invitation y est envoyée.',
+    'field.displayName': 'Nom complet',
+    'field.displayName.hint': 'Tel que vos collègues doivent le voir, par exemple Ada Lovelace.',
+    'field.company': 'Organisation (facultatif)',
+    'field.justification': 'Pourquoi avez-vous besoin d’un accès ? (facultatif)',
+    'field.justification.hint':
+      'Un projet ou un contact aide un administrateur à décider. 1000 caractères au plus.',
+    'field.access': 'Accès souhaité',
+    'field.access.hint': 'En cas de doute, gardez l’accès par défaut.',
+    'access.default': 'L’accès par défaut de mon organisation',
+    'terms.label': 'J’ai lu et j’accepte les conditions d’utilisation.',
+    'terms.link': 'Lire les conditions d’utilisation',
+    'captcha.label': 'Contrôle de sécurité',
+    honeypot: 'Laissez ce champ vide',
+    submit: 'Demander l’accès',
+    sending: 'Envoi de votre demande…',
+    'privacy.heading': 'Vos informations',
+    'privacy.text':
+      'Nous conservons ce que vous saisissez ici (votre adresse e-mail, votre nom, votre organisation, l’accès choisi et votre motif) avec la date de votre demande, pour en décider et pour vous inviter comme invité dans notre annuaire Microsoft Entra ID. Nous ne les utilisons pour rien d’autre. Leur durée de conservation suit les règles de conservation des données de notre organisation ; demandez à votre contact pour les consulter ou les faire supprimer.',
+    'result.queued':
+      'Merci. Votre demande est acceptée : vous allez recevoir une invitation par e-mail dans quelques instants.',
+    'result.pending_approval':
+      'Merci. Votre demande attend l’approbation d’un administrateur : vous recevrez une invitation par e-mail une fois qu’elle sera approuvée.',
+    'result.reference': 'Référence de la demande :',
+    'result.keep': 'Indiquez cette référence si vous nous contactez au sujet de votre demande.',
+    'result.nojs': 'Conservez l’adresse de cette page : elle contient la référence de votre demande.',
+    'thanks.title': 'Demande reçue',
+    'thanks.heading': 'Demande reçue',
+    'error.title': 'Demande non envoyée',
+    'error.heading': 'Votre demande n’a pas été envoyée',
+    'error.back': 'Retour au formulaire',
+    'error.back.hint': 'Le bouton Retour de votre navigateur ramène au formulaire avec ce que vous avez saisi.',
+    'error.summary': 'Votre demande comporte un problème.',
+    'error.field': 'Vérifiez le champ « {field} ».',
+    'error.invalid_email':
+      'Saisissez une adresse e-mail valide, par exemple nom@organisation.com. Avant le @, seuls les lettres, les chiffres et . - _ \' sont acceptés.',
+    'error.invalid_display_name': 'Saisissez votre nom complet, 256 caractères au plus.',
+    'error.invalid_field': 'Vérifiez ce champ : il est trop long ou contient des caractères non acceptés.',
+    'error.invalid_field.company': 'L’organisation ne peut dépasser 200 caractères.',
+    'error.invalid_field.justification': 'Le motif ne peut dépasser 1000 caractères.',
+    'error.invalid_field.acceptTerms': 'Acceptez les conditions d’utilisation pour continuer.',
+    'error.invalid_request': 'Le formulaire n’a pas pu être lu. Rechargez la page et réessayez.',
+    'error.domain_not_allowed':
+      'L’inscription n’est pas ouverte aux adresses de ce domaine. Demandez à votre contact dans notre organisation de vous inviter.',
+    'error.access_not_allowed':
+      'L’accès choisi n’est pas proposé à votre organisation. Gardez l’accès par défaut ou choisissez-en un autre.',
+    'error.captcha_failed': 'Le contrôle de sécurité a échoué. Refaites-le, puis envoyez le formulaire.',
+    'error.rate_limited': 'Trop de tentatives. Patientez une minute, puis réessayez.',
+    'error.rate_limited.seconds': 'Trop de tentatives. Patientez {seconds} secondes, puis réessayez.',
+    'error.payload_too_large': 'Le formulaire est trop long. Raccourcissez votre motif et réessayez.',
+    'error.unsupported_media_type':
+      'Le formulaire a été envoyé dans un format que le service n’accepte pas. Rechargez la page et réessayez.',
+    'error.service_unavailable':
+      'Le service ne peut pas prendre d’inscriptions pour le moment. Réessayez dans une minute.',
+    'error.network': 'Le service est injoignable. Vérifiez votre connexion et réessayez.',
+    'error.unknown': 'Une erreur s’est produite. Réessayez plus tard.',
+    'error.terms_required': 'Acceptez les conditions d’utilisation pour continuer.',
+    'error.nojs_needed':
+      'Cette étape nécessite JavaScript : activez-le dans votre navigateur, ou demandez à votre contact dans notre organisation de vous inviter.',
+  },
+};
+
+/** The string `key` in `lang`, with `{name}` placeholders filled from `values`. */
+export function t(lang, key, values = {}) {
+  const table = STRINGS[lang] || STRINGS.en;
+  const text = table[key] ?? STRINGS.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}

@@ -1,0 +1,273 @@
+//! The sign-up page's static files (`b2b-signup host --site DIR`), served at every path no
+//! function takes, so the page and the API it posts to share one address locally (as they do
+//! behind Azure Static Web Apps with a linked Functions app).
+//!
+//! Only files inside the folder are served: no directory listings (a folder answers with its
+//! `index.html` or 404), no `..`, no hidden files, nothing reached through a symbolic link
+//! that leads outside. Every answer carries a Content-Security-Policy that allows this origin
+//! only, plus the configured captcha provider's script and frame origins
+//! (`SIGNUP_CAPTCHA_PROVIDER`), and `nosniff` and `no-referrer`: the page handles personal
+//! data, and the request id in `thanks.html?id=…` must not leak to another site.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
+use warp::http::{HeaderValue, Method, StatusCode, header};
+
+use crate::abuse::CaptchaProvider;
+
+/// Characters escaped when a path segment goes back into a `Location`.
+const SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Larger files are not the sign-up page's; refusing them keeps memory bounded.
+const MAX_FILE_BYTES: u64 = 5 * 1024 * 1024;
+
+/// A folder served as a static site.
+#[derive(Debug, Clone)]
+pub struct StaticSite {
+    /// Canonical (symbolic links resolved), so containment is a prefix check.
+    root: PathBuf,
+    csp: HeaderValue,
+}
+
+impl StaticSite {
+    /// Serves `dir`; `captcha` widens the policy for that provider's widget.
+    pub fn new(dir: &Path, captcha: Option<CaptchaProvider>) -> Result<Self, String> {
+        let root = dir
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !root.is_dir() {
+            return Err(format!("{} is not a folder", dir.display()));
+        }
+        let csp = HeaderValue::from_str(&content_security_policy(captcha))
+            .map_err(|e| format!("content security policy: {e}"))?;
+        Ok(Self { root, csp })
+    }
+
+    /// The answer for `path` (as received, percent-encoded; without the query).
+    pub async fn serve(&self, method: &Method, path: &str) -> warp::reply::Response {
+        if method != Method::GET && method != Method::HEAD {
+            let mut response = self.text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed\n");
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+        let Some(segments) = safe_segments(path) else {
+            return self.not_found();
+        };
+        let mut file = self.root.clone();
+        file.extend(&segments);
+        let Ok(metadata) = tokio::fs::metadata(&file).await else {
+            return self.not_found();
+        };
+        if metadata.is_dir() {
+            if !path.ends_with('/') {
+                // `fr` → `fr/`, so the page's relative links resolve inside the folder. Built
+                // from the checked segments: never `//host` (another origin).
+                let mut location = String::from("/");
+                for segment in &segments {
+                    location.extend(utf8_percent_encode(segment, SEGMENT));
+                    location.push('/');
+                }
+                let mut response = self.text(StatusCode::PERMANENT_REDIRECT, "");
+                if let Ok(value) = HeaderValue::from_str(&location) {
+                    response.headers_mut().insert(header::LOCATION, value);
+                }
+                return response;
+            }
+            file.push("index.html");
+        }
+        // A symbolic link may point anywhere: the resolved file must still be inside.
+        let Ok(resolved) = tokio::fs::canonicalize(&file).await else {
+            return self.not_found();
+        };
+        if !resolved.starts_with(&self.root) {
+            tracing::warn!(path, "refused: resolves outside the site folder");
+            return self.not_found();
+        }
+        match tokio::fs::metadata(&resolved).await {
+            Ok(m) if m.is_file() && m.len() <= MAX_FILE_BYTES => {}
+            _ => return self.not_found(),
+        }
+        let body = match tokio::fs::read(&resolved).await {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(_) => return self.not_found(),
+        };
+        let length = body.len();
+        let mut response = if method == Method::HEAD {
+            warp::reply::Response::new(Bytes::new().into())
+        } else {
+            warp::reply::Response::new(body.into())
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type(&resolved)),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        self.secure(response)
+    }
+
+    fn not_found(&self) -> warp::reply::Response {
+        self.text(StatusCode::NOT_FOUND, "Not found\n")
+    }
+
+    fn text(&self, status: StatusCode, text: &'static str) -> warp::reply::Response {
+        let mut response = warp::reply::Response::new(text.into());
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        self.secure(response)
+    }
+
+    fn secure(&self, mut response: warp::reply::Response) -> warp::reply::Response {
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        // Revalidate every time: a developer editing the page sees the change at once.
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+/// The decoded segments of `path`, or `None` when one could leave the folder or name a
+/// hidden file (`..`, `.git`, an encoded `/` or `\`, a NUL) or is not UTF-8.
+fn safe_segments(path: &str) -> Option<Vec<String>> {
+    path.split('/')
+        .filter(|s| !s.is_empty())
+        .map(|raw| {
+            let segment = percent_decode_str(raw).decode_utf8().ok()?.into_owned();
+            let refused = segment.starts_with('.')
+                || segment.contains(['/', '\\', '\0', ':'])
+                || segment.is_empty();
+            (!refused).then_some(segment)
+        })
+        .collect()
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("webmanifest") => "application/manifest+json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// This origin only; a captcha provider adds the origins its widget loads from, as each
+/// provider documents:
+/// <https://developers.cloudflare.com/turnstile/reference/content-security-policy/>,
+/// <https://docs.hcaptcha.com/#content-security-policy-settings>,
+/// <https://developers.google.com/recaptcha/docs/faq#im-using-content-security-policy-csp-on-my-website.-how-can-i-configure-it-to-work-with-recaptcha>.
+pub fn content_security_policy(captcha: Option<CaptchaProvider>) -> String {
+    let (script, frame, style, connect) = match captcha {
+        None => ("", "", "", ""),
+        Some(CaptchaProvider::Turnstile) => (
+            " https://challenges.cloudflare.com",
+            " https://challenges.cloudflare.com",
+            "",
+            "",
+        ),
+        Some(CaptchaProvider::HCaptcha) => (
+            " https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+        ),
+        Some(CaptchaProvider::ReCaptcha) => (
+            " https://www.google.com/recaptcha/ https://www.gstatic.com/recaptcha/",
+            " https://www.google.com/recaptcha/ https://recaptcha.google.com/recaptcha/",
+            "",
+            "",
+        ),
+    };
+    let frame = if frame.is_empty() {
+        " 'none'".to_owned()
+    } else {
+        frame.to_owned()
+    };
+    format!(
+        "default-src 'self'; script-src 'self'{script}; style-src 'self'{style}; \
+         connect-src 'self'{connect}; frame-src{frame}; img-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_could_leave_the_folder_are_refused() {
+        assert_eq!(safe_segments("/"), Some(vec![]));
+        assert_eq!(
+            safe_segments("/fr/index.html"),
+            Some(vec!["fr".into(), "index.html".into()])
+        );
+        assert_eq!(
+            safe_segments("/caf%C3%A9.html"),
+            Some(vec!["café.html".into()])
+        );
+        for bad in [
+            "/../Cargo.toml",
+            "/%2e%2e/Cargo.toml",
+            "/fr/..%2F..%2Fetc",
+            "/a%2fb",
+            "/a%5C..%5Cb",
+            "/.git/config",
+            "/x%00.html",
+            "/%FF",
+            "/c:/windows",
+        ] {
+            assert_eq!(safe_segments(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_policy_opens_only_the_configured_captcha() {
+        let plain = content_security_policy(None);
+        assert!(plain.contains("script-src 'self';"), "{plain}");
+        assert!(plain.contains("frame-src 'none';"), "{plain}");
+        assert!(!plain.contains("https:"), "{plain}");
+        let turnstile = content_security_policy(Some(CaptchaProvider::Turnstile));
+        assert!(
+            turnstile.contains("script-src 'self' https://challenges.cloudflare.com;"),
+            "{turnstile}"
+        );
+        assert!(!turnstile.contains("hcaptcha") && !turnstile.contains("google"));
+    }
+}

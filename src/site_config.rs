@@ -1,0 +1,293 @@
+//! `b2b-signup site config`: the sign-up page's `config.json`, generated from the policy so
+//! the page offers exactly the policy's access options and terms, and the captcha the API
+//! checks.
+//!
+//! The page is public: the file says what a partner may ask for (access options by display
+//! name, the terms to accept, the captcha's public site key) and nothing about who may ask
+//! (no domains, rules or group ids) and no secret (`SIGNUP_CAPTCHA_SECRET` stays on the server).
+//!
+//! ```json
+//! {"accessOptions": [{"key": "partner-portal", "displayName": "Partner portal"}],
+//!  "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
+//!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"}}
+//! ```
+//! `terms` and `captcha` are `null` when there are none.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use serde::Serialize;
+
+use crate::abuse::CaptchaProvider;
+use crate::policy::Policy;
+
+/// The captcha provider the API checks tokens with (`turnstile`, `hcaptcha`, `recaptcha`).
+pub const CAPTCHA_PROVIDER_SETTING: &str = "SIGNUP_CAPTCHA_PROVIDER";
+/// The provider's public site key, which the page's widget needs.
+pub const CAPTCHA_SITE_KEY_SETTING: &str = "SIGNUP_CAPTCHA_SITE_KEY";
+
+/// Reads [`CAPTCHA_PROVIDER_SETTING`]: `None` when unset or empty. The same provider names
+/// as the API's check ([`crate::abuse::CaptchaProvider`]).
+pub fn captcha_provider(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<CaptchaProvider>, String> {
+    let Some(value) = lookup(CAPTCHA_PROVIDER_SETTING).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    CaptchaProvider::parse(&value).map(Some).ok_or_else(|| {
+        format!(
+            "{CAPTCHA_PROVIDER_SETTING} must be turnstile, hcaptcha or recaptcha, not {value:?}"
+        )
+    })
+}
+
+/// What `config.json` holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SiteConfig {
+    /// Every access option, in key order (the policy keeps them by key).
+    pub access_options: Vec<AccessChoice>,
+    pub terms: Option<TermsLink>,
+    pub captcha: Option<CaptchaWidget>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessChoice {
+    pub key: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TermsLink {
+    /// The page sends it back as `acceptTerms`.
+    pub version: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptchaWidget {
+    pub provider: CaptchaProvider,
+    /// Public by design: it is in every page that shows the widget.
+    pub site_key: String,
+}
+
+impl SiteConfig {
+    /// The page's configuration for `policy`, with the captcha from the settings `lookup`
+    /// reads (the environment in the CLI).
+    pub fn build(policy: &Policy, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let provider = captcha_provider(&lookup)?;
+        let site_key = lookup(CAPTCHA_SITE_KEY_SETTING)
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty());
+        let captcha = match (provider, site_key) {
+            (None, None) => None,
+            (Some(provider), Some(site_key)) => {
+                // Site keys are short tokens (hCaptcha: a GUID; Turnstile: `0x4AAA…`); anything
+                // else is a mistake, such as the secret pasted into the wrong setting.
+                if site_key.len() > 100
+                    || !site_key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                {
+                    return Err(format!(
+                        "{CAPTCHA_SITE_KEY_SETTING} does not look like a site key (letters, digits, - and _)"
+                    ));
+                }
+                Some(CaptchaWidget { provider, site_key })
+            }
+            (Some(_), None) => {
+                return Err(format!(
+                    "{CAPTCHA_PROVIDER_SETTING} is set but {CAPTCHA_SITE_KEY_SETTING} is not"
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{CAPTCHA_SITE_KEY_SETTING} is set but {CAPTCHA_PROVIDER_SETTING} is not"
+                ));
+            }
+        };
+        Ok(Self {
+            access_options: policy
+                .access_options()
+                .map(|option| AccessChoice {
+                    key: option.key.as_str().to_owned(),
+                    display_name: option.display_name.clone(),
+                })
+                .collect(),
+            terms: policy.terms().map(|terms| TermsLink {
+                version: terms.version.clone(),
+                url: terms.url.clone(),
+            }),
+            captcha,
+        })
+    }
+
+    /// Pretty JSON with a final newline.
+    pub fn to_json(&self) -> String {
+        // Only strings, lists and options: serialization cannot fail.
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// `b2b-signup site …`
+#[derive(Debug, clap::Subcommand)]
+pub enum SiteCommand {
+    /// Write the sign-up page's config.json (access options, terms, captcha site key) from
+    /// the policy and SIGNUP_CAPTCHA_PROVIDER / SIGNUP_CAPTCHA_SITE_KEY. Never domain lists.
+    Config {
+        /// The policy file (default: $SIGNUP_POLICY_PATH or policy.json).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// Where to write (default: standard output), e.g. site/config.json.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs a `site` subcommand. Exit codes as the other tools: 0 done, 1 invalid policy,
+/// 2 configuration or output problem.
+pub fn run(command: SiteCommand) -> ExitCode {
+    let SiteCommand::Config { policy, out } = command;
+    let path = policy.unwrap_or_else(|| {
+        std::env::var_os("SIGNUP_POLICY_PATH")
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("policy.json"), PathBuf::from)
+    });
+    let policy = match Policy::load(&path) {
+        Ok(policy) => policy,
+        Err(e) => {
+            eprintln!("b2b-signup: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = match SiteConfig::build(&policy, |name| std::env::var(name).ok()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("b2b-signup: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = match &out {
+        Some(file) => write_atomically(file, &config.to_json()),
+        None => std::io::stdout()
+            .lock()
+            .write_all(config.to_json().as_bytes()),
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let target =
+                out.map_or_else(|| "standard output".to_owned(), |p| p.display().to_string());
+            eprintln!("b2b-signup: cannot write {target}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Writes beside the target and renames, so a server never sends half a file.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"{
+        "defaultAction": "deny",
+        "terms": { "version": "2026-01", "url": "https://contoso.example/terms" },
+        "accessOptions": {
+            "sales-extranet": { "displayName": "Sales extranet", "groups": ["22222222-2222-2222-2222-222222222222"] },
+            "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
+        },
+        "rules": [
+            { "domains": ["secret-partner.example"], "action": "invite", "access": ["partner-portal"] }
+        ]
+    }"#;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn the_config_names_options_and_terms_and_never_domains_or_groups() {
+        let policy = Policy::from_json(POLICY).unwrap();
+        let json = SiteConfig::build(&policy, lookup(&[])).unwrap().to_json();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "accessOptions": [
+                    {"key": "partner-portal", "displayName": "Partner portal"},
+                    {"key": "sales-extranet", "displayName": "Sales extranet"}
+                ],
+                "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
+                "captcha": null
+            })
+        );
+        for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
+            assert!(!json.contains(private), "{private} leaked: {json}");
+        }
+    }
+
+    #[test]
+    fn the_captcha_needs_a_provider_and_a_site_key_and_never_the_secret() {
+        let policy = Policy::from_json(POLICY).unwrap();
+        let config = SiteConfig::build(
+            &policy,
+            lookup(&[
+                ("SIGNUP_CAPTCHA_PROVIDER", "Turnstile"),
+                ("SIGNUP_CAPTCHA_SITE_KEY", " 0x4AAAAAAAB-c_d "),
+                ("SIGNUP_CAPTCHA_SECRET", "0x4-the-secret"),
+            ]),
+        )
+        .unwrap();
+        let json = config.to_json();
+        assert!(json.contains(r#""provider": "turnstile""#), "{json}");
+        assert!(json.contains(r#""siteKey": "0x4AAAAAAAB-c_d""#), "{json}");
+        assert!(!json.contains("the-secret"));
+
+        let cases: [(&str, &'static [(&'static str, &'static str)]); 4] = [
+            (
+                "unknown provider",
+                &[
+                    ("SIGNUP_CAPTCHA_PROVIDER", "captchaly"),
+                    ("SIGNUP_CAPTCHA_SITE_KEY", "k"),
+                ],
+            ),
+            (
+                "provider without key",
+                &[("SIGNUP_CAPTCHA_PROVIDER", "hcaptcha")],
+            ),
+            ("key without provider", &[("SIGNUP_CAPTCHA_SITE_KEY", "k")]),
+            (
+                "not a key",
+                &[
+                    ("SIGNUP_CAPTCHA_PROVIDER", "recaptcha"),
+                    ("SIGNUP_CAPTCHA_SITE_KEY", "a b\"<"),
+                ],
+            ),
+        ];
+        for (description, pairs) in cases {
+            assert!(
+                SiteConfig::build(&policy, lookup(pairs)).is_err(),
+                "{description}"
+            );
+        }
+    }
+}

@@ -1,0 +1,97 @@
+"""The running app for the OpenAPI contract test: an in-memory Azurite and the local host
+runner, which starts the real handler binary and enforces function keys as Azure's host does
+(so the spec's 401 is real too).
+
+The process helpers and the Azurite fixture are tests/interop/conftest.py's, loaded from
+there (one way to start processes for every Python test). The runner gets an app root of
+its own in a temporary folder (host.json and the function folders, no local.settings.json
+from the developer), the policy of the interop tests, SIGNUP_DRY_RUN=true and a known key.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+_INTEROP = Path(__file__).resolve().parents[1] / "interop" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("b2b_interop_conftest", _INTEROP)
+interop = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = interop  # dataclasses look their module up there
+_spec.loader.exec_module(interop)
+
+# The session's Azurite (in memory, loopback, OS-chosen ports, telemetry off).
+azurite = interop.azurite
+
+REPO_ROOT = interop.REPO_ROOT
+FUNCTION_KEY = "openapi-test-key-7f3a"
+LISTENING = re.compile(r"^b2b-signup host listening on (http://127\.0\.0\.1:\d+)$")
+RUNNER_START_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class Portal:
+    base_url: str
+    log_path: Path
+    # The function key the runner accepts for the approval API.
+    key: str
+
+
+def _app_root(root: Path) -> None:
+    root.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "host.json", root / "host.json")
+    for function_json in REPO_ROOT.glob("*/function.json"):
+        (root / function_json.parent.name).mkdir()
+        shutil.copy(function_json, root / function_json.parent.name / "function.json")
+
+
+@pytest.fixture(scope="session")
+def portal(azurite, tmp_path_factory) -> Portal:
+    binary = interop.signup_binary()
+    if not binary.is_file():
+        pytest.fail(f"{binary} is missing: run `cargo build --bins`", pytrace=False)
+    workdir = tmp_path_factory.mktemp("portal")
+    root = workdir / "app"
+    _app_root(root)
+    log_path = workdir / "runner.log"
+    env = interop.app_environment(azurite, 0)
+    env.pop("FUNCTIONS_CUSTOMHANDLER_PORT")  # the runner picks the handler's port
+    env["B2B_HOST_FUNCTION_KEYS"] = f"default={FUNCTION_KEY}"
+    process = interop.start_process(
+        [str(binary), "host", "--port", "0", "--app-root", str(root), "--handler", str(binary)],
+        log_path,
+        cwd=workdir,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + RUNNER_START_TIMEOUT_S
+        while True:
+            found = [
+                m[1]
+                for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if (m := LISTENING.match(line.strip()))
+            ]
+            if found:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the host runner did not start:\n{interop.log_tail(log_path)}", pytrace=False)
+            time.sleep(0.05)
+        yield Portal(found[0], log_path, FUNCTION_KEY)
+    finally:
+        interop.stop_process(process)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the runner's log to a failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    fixture = getattr(item, "funcargs", {}).get("portal")
+    if report.failed and fixture is not None:
+        report.sections.append((f"runner log ({fixture.log_path})", interop.log_tail(fixture.log_path)))

@@ -1,0 +1,220 @@
+// The real portal for the browser tests: an in-memory Azurite (loopback, OS-chosen ports,
+// telemetry off), and `b2b-signup host --port 0 --site … --handler …` with the project's
+// host.json and function folders, a test policy and SIGNUP_DRY_RUN=true. Everything lives
+// in a temporary folder: the runner gets its own app root (so a developer's
+// local.settings.json never leaks in) and its own copy of site/ with a config.json
+// generated from the test policy by `b2b-signup site config` (so a running scripts/run
+// keeps its own). Every wait is bounded; stop() ends only the processes started here.
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const TARGET_DIR = resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target');
+export const BINARY = process.env.B2B_SIGNUP_BIN || join(TARGET_DIR, 'debug', 'b2b-signup');
+export const ARTIFACTS = join(TARGET_DIR, 'site-artifacts');
+
+// Azurite's well-known development account (public, documented by Microsoft).
+const DEV_ACCOUNT = 'devstoreaccount1';
+const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+
+/** contoso.com is invited at once, fabrikam.com waits for approval, gmail.com is refused. */
+export const TEST_POLICY = {
+  defaultAction: 'deny',
+  terms: { version: '2026-01', url: 'https://contoso.example/terms' },
+  accessOptions: {
+    'partner-portal': { displayName: 'Partner portal', groups: ['11111111-1111-1111-1111-111111111111'] },
+    'sales-extranet': { displayName: 'Sales extranet', groups: ['22222222-2222-2222-2222-222222222222'] },
+  },
+  rules: [
+    { domains: ['contoso.com'], action: 'invite', access: ['partner-portal', 'sales-extranet'] },
+    { domains: ['fabrikam.com'], action: 'approve', access: ['partner-portal'] },
+    { domains: ['gmail.com'], action: 'deny' },
+  ],
+};
+
+/** Starts `command`, collecting its output; `onLine` sees each stdout/stderr line. */
+function start(command, args, options, onLine) {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    // Always drained: a full pipe would stall the process.
+    createInterface({ input: stream }).on('line', (line) => {
+      output.push(line);
+      onLine?.(line);
+    });
+  }
+  return { child, output };
+}
+
+/** Resolves with the first match of `pattern` in the process's lines, or rejects. */
+function waitForLine(command, args, options, pattern, timeoutMs, what) {
+  return new Promise((resolvePromise, reject) => {
+    let proc;
+    const timer = setTimeout(() => {
+      proc.child.kill('SIGKILL');
+      reject(new Error(`${what} did not start within ${timeoutMs} ms:\n${proc.output.slice(-40).join('\n')}`));
+    }, timeoutMs);
+    proc = start(command, args, options, (line) => {
+      const match = pattern.exec(line);
+      if (!match) return;
+      clearTimeout(timer);
+      resolvePromise({ ...proc, match });
+    });
+    proc.child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code}) before it was ready:\n${proc.output.slice(-40).join('\n')}`));
+    });
+  });
+}
+
+async function startAzurite(workdir) {
+  const bin = join(REPO_ROOT, 'node_modules', '.bin', 'azurite');
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run npm ci in ${REPO_ROOT}`);
+  const ports = {};
+  const azurite = await new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => reject(new Error('Azurite did not listen within 30 s')), 30_000);
+    const proc = start(
+      bin,
+      [
+        '--inMemoryPersistence',
+        '--disableTelemetry', // never call out (telemetry, cloud metadata probe)
+        '--extentMemoryLimit', '64',
+        '--blobHost', '127.0.0.1', '--blobPort', '0',
+        '--queueHost', '127.0.0.1', '--queuePort', '0',
+        '--tableHost', '127.0.0.1', '--tablePort', '0',
+      ],
+      { cwd: workdir },
+      (line) => {
+        const m = /^Azurite (Blob|Queue|Table) service is successfully listening at http:\/\/127\.0\.0\.1:(\d+)$/.exec(line.trim());
+        if (!m) return;
+        ports[m[1]] = Number(m[2]);
+        if (Object.keys(ports).length === 3) {
+          clearTimeout(timer);
+          resolvePromise(proc);
+        }
+      },
+    );
+    proc.child.on('exit', (code) => reject(new Error(`Azurite exited (${code}):\n${proc.output.join('\n')}`)));
+  });
+  const base = (port) => `http://127.0.0.1:${port}/${DEV_ACCOUNT}`;
+  const connectionString =
+    `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT};AccountKey=${DEV_KEY};` +
+    `BlobEndpoint=${base(ports.Blob)};QueueEndpoint=${base(ports.Queue)};TableEndpoint=${base(ports.Table)};`;
+  return { ...azurite, connectionString };
+}
+
+/** The project's Functions app (host.json, every folder with a function.json) in `root`. */
+function copyApp(root) {
+  mkdirSync(root, { recursive: true });
+  cpSync(join(REPO_ROOT, 'host.json'), join(root, 'host.json'));
+  for (const entry of readdirSync(REPO_ROOT, { withFileTypes: true })) {
+    const functionJson = join(REPO_ROOT, entry.name, 'function.json');
+    if (entry.isDirectory() && existsSync(functionJson)) {
+      mkdirSync(join(root, entry.name));
+      cpSync(functionJson, join(root, entry.name, 'function.json'));
+    }
+  }
+}
+
+/** The developer's environment without anything that could point the portal elsewhere. */
+function cleanEnvironment(extra) {
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !/^(AzureWebJobs|SIGNUP_|FUNCTIONS_|AZURE_|GRAPH_|B2B_HOST_|APPROVAL_)/.test(name),
+    ),
+  );
+  return { ...env, RUST_LOG: 'info', NO_COLOR: '1', ...extra };
+}
+
+/**
+ * Starts Azurite and the portal. Returns { url, storageEnv, stop(), output() }.
+ * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider).
+ */
+export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } = {}) {
+  if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run cargo build --bins`);
+  const workdir = mkdtempSync(join(tmpdir(), 'b2b-site-test-'));
+  const processes = [];
+  // SIGTERM (the runner then stops its handler), SIGKILL after 10 s; the runner before Azurite.
+  const stop = async () => {
+    for (const { child } of processes.reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise((done) => child.once('exit', done));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(workdir, { recursive: true, force: true });
+  };
+  try {
+    const azurite = await startAzurite(workdir);
+    processes.push(azurite);
+
+    const appRoot = join(workdir, 'app');
+    copyApp(appRoot);
+    const policyPath = join(workdir, 'policy.json');
+    writeFileSync(policyPath, JSON.stringify(policy, null, 2));
+    const site = join(workdir, 'site');
+    cpSync(join(REPO_ROOT, 'site'), site, {
+      recursive: true,
+      filter: (source) => !source.endsWith('config.json'),
+    });
+    const env = cleanEnvironment({
+      AzureWebJobsStorage: azurite.connectionString,
+      SIGNUP_POLICY_PATH: policyPath,
+      SIGNUP_DRY_RUN: 'true',
+      B2B_HOST_FUNCTION_KEYS: 'default=site-test-key',
+      ...extraEnv,
+    });
+    execFileSync(BINARY, ['site', 'config', '--policy', policyPath, '--out', join(site, 'config.json')], {
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+
+    const host = await waitForLine(
+      BINARY,
+      ['host', '--port', '0', '--app-root', appRoot, '--site', site, '--handler', BINARY],
+      { cwd: workdir, env },
+      /^b2b-signup host listening on (http:\/\/127\.0\.0\.1:\d+)$/,
+      30_000,
+      'the host runner',
+    );
+    processes.push(host);
+    return {
+      url: host.match[1],
+      storageEnv: env,
+      output: () => [...azurite.output.slice(-20), ...host.output].join('\n'),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/** `b2b-signup requests show ID --json` against the portal's storage. */
+export function showRequest(portal, id) {
+  const text = execFileSync(BINARY, ['requests', 'show', id, '--json'], {
+    env: portal.storageEnv,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return JSON.parse(text);
+}
+
+/** The Chromium flags of the brief: headless, no sandbox, nothing that calls home. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
