@@ -4,7 +4,7 @@
 //!
 //! A short run is part of `cargo nextest run`; a long one sets `PROPTEST_CASES`
 //! (SECURITY.md records the figures):
-//!   `PROPTEST_CASES=2000000 cargo nextest run --release --lib fuzz_tests::email`
+//!   `PROPTEST_CASES=2000000 cargo nextest run --profile fuzz --release --lib fuzz_tests::email`
 
 use proptest::prelude::*;
 
