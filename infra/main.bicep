@@ -135,6 +135,8 @@ module functionApp 'modules/function-app.bicep' = {
     deploymentContainerName: deploymentContainerName
     appInsightsName: monitoring.outputs.appInsightsName
     corsAllowedOrigins: allowedOrigins
+    // Plain HTML form posts are redirected to the page's thank-you and error pages.
+    signupSiteUrl: deploySignupSite ? signupSite!.outputs.url : ''
     graphBaseUrl: graphBaseUrl
     runtimeVersion: customHandlerRuntimeVersion
     instanceMemoryMB: instanceMemoryMB

@@ -30,6 +30,9 @@ param corsAllowedOrigins array
 @description('Microsoft Graph base URL (national clouds change it).')
 param graphBaseUrl string
 
+@description('The sign-up page\'s address (SIGNUP_SITE_URL), where plain HTML form posts are redirected; empty: the API\'s own origin.')
+param signupSiteUrl string = ''
+
 @description('Flex Consumption runtime version of the custom handler stack (az functionapp list-flexconsumption-runtimes --location <region> --runtime custom).')
 param runtimeVersion string
 
@@ -136,6 +139,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'GRAPH_BASE_URL'
           value: graphBaseUrl
+        }
+        {
+          name: 'SIGNUP_SITE_URL'
+          value: empty(signupSiteUrl) ? '/' : signupSiteUrl
         }
       ]
     }

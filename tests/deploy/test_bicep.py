@@ -276,6 +276,7 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     assert settings["SIGNUP_POLICY_PATH"] == "policy.json"  # scripts/package puts it there
     assert is_ref(settings["GRAPH_BASE_URL"], "graphBaseUrl")
     assert is_ref(settings["RUST_LOG"], "rustLog")
+    assert "SIGNUP_SITE_URL" in settings, "no-JavaScript form posts are redirected to the page's origin"
     # Identity-based host storage, read by the host and by src/storage/connection.rs.
     assert property_path(settings["AzureWebJobsStorage__accountName"]) == ["storage", "name"]
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
