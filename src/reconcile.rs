@@ -32,6 +32,9 @@ pub struct Reconciler {
     pub requests: Arc<Requests>,
     /// The worker's lease length: an older `Inviting` row is stale.
     pub lease: Duration,
+    /// An `Accepted` row older than this was never enqueued ([`STUCK_ACCEPTED`] in
+    /// production; `SIGNUP_STALE_AFTER_SECONDS`).
+    pub stuck_accepted: Duration,
     /// Rows handled per category per run.
     pub batch: usize,
 }
@@ -52,7 +55,7 @@ impl Reconciler {
         let mut report = Report::default();
 
         for (status, age) in [
-            (RequestStatus::Accepted, STUCK_ACCEPTED),
+            (RequestStatus::Accepted, self.stuck_accepted),
             (RequestStatus::Inviting, self.lease),
             (RequestStatus::Queued, LOST_QUEUED),
         ] {

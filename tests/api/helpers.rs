@@ -68,6 +68,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         // Most tests sign up many times from one place; abuse tests set their own limits.
         rate_limits: b2b_signup::abuse::RateLimitSettings::parse("off").unwrap(),
         trusted_proxy_hops: 1,
+        stale_after: time::Duration::minutes(2),
     }
 }
 
