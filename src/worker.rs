@@ -161,6 +161,17 @@ impl Worker {
                     row.value.status
                 ));
             }
+            // Deliveries that failed because another one held the lease (or because the
+            // handler was down) poison a message whose request is being worked on. The
+            // holder finishes it; if the holder died, Reconcile re-sends the stale lease.
+            if row.value.status == RequestStatus::Inviting
+                && self.clock.now() - row.value.updated_at < self.lease
+            {
+                return Step::Done(
+                    "poison message for a request whose lease is held: its delivery finishes it"
+                        .into(),
+                );
+            }
             let last = row
                 .value
                 .reason

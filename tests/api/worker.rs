@@ -448,3 +448,64 @@ async fn approval_pending_requests_are_not_invited_by_a_stray_message() {
         RequestStatus::PendingApproval
     );
 }
+
+#[tokio::test]
+async fn a_poison_message_leaves_a_request_whose_lease_is_held_to_its_delivery() {
+    // Found by the fault suite: deliveries that failed while another one held the lease
+    // (or while the handler was down) poison the message; InvitePoison then marked the
+    // row Failed under the running delivery, which sent the invitation anyway.
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory {
+        slow: Some(std::time::Duration::from_millis(400)),
+        ..Default::default()
+    });
+    let worker = worker(&app, directory.clone());
+
+    let holder = delivery(&message, 1);
+    let poison = delivery(&message, 5);
+    let (step, poisoned) = tokio::join!(worker.deliver(&holder), async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        worker.poisoned(&poison).await
+    });
+
+    assert!(
+        matches!(&poisoned, Step::Done(r) if r.contains("lease")),
+        "{poisoned:?}"
+    );
+    assert_eq!(step, Step::Done("request Invited".into()));
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 1);
+
+    // A stale lease is another matter: nobody holds it, the request fails as before.
+    let (id, message) = {
+        let response = app
+            .post_json(r#"{"email":"bob@contoso.com","displayName":"Bob"}"#)
+            .await;
+        let id = response.json::<serde_json::Value>().await.unwrap()["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let message = serde_json::to_string(&InviteMessage {
+            v: 1,
+            request_id: id.clone(),
+            domain: "contoso.com".into(),
+        })
+        .unwrap();
+        (id, message)
+    };
+    app.set_status("contoso.com", &id, RequestStatus::Inviting)
+        .await;
+    app.time.advance(time::Duration::minutes(3));
+    assert!(matches!(
+        worker.poisoned(&delivery(&message, 5)).await,
+        Step::Done(r) if r.contains("poisoned")
+    ));
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Failed
+    );
+}
