@@ -156,7 +156,7 @@ async fn short_fault_run_loses_and_duplicates_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "the full run takes about 10 minutes: scripts/faults --full"]
+#[ignore = "the full run takes about 3 minutes: scripts/faults --full"]
 async fn full_fault_run_loses_and_duplicates_nothing() {
     run(Plan::full()).await;
 }
@@ -354,8 +354,9 @@ async fn run(plan: Plan) {
                     std::thread::sleep(wait);
                 }
                 if outage {
-                    chaos.storage_down.store(true, Ordering::SeqCst);
+                    // Down from when Azurite has exited (its ports closed) until it is started.
                     azurite.lock().unwrap().stop();
+                    chaos.storage_down.store(true, Ordering::SeqCst);
                     chaos.storage_outages.fetch_add(1, Ordering::SeqCst);
                     // Sign-ups while storage is down: 503, never 202.
                     let client = reqwest::blocking::Client::builder()
@@ -380,8 +381,8 @@ async fn run(plan: Plan) {
                     }
                     let rest = plan.outage.saturating_sub(Duration::from_secs(1));
                     std::thread::sleep(rest);
-                    azurite.lock().unwrap().start();
                     chaos.storage_down.store(false, Ordering::SeqCst);
+                    azurite.lock().unwrap().start();
                 } else {
                     let runners = runners.lock().unwrap();
                     let which = (rng.next() * runners.len() as f64) as usize % runners.len();
@@ -570,7 +571,7 @@ async fn run(plan: Plan) {
          | sign-ups that never got a 202 within 90 s (gave up) | {gave_up} |\n\
          | answers seen by partners: 202 / 503 / connection errors / other | {a202} / {a503} / {conn} / {other:?} |\n\
          | sign-ups sent while storage was down: answers | {probes:?} |\n\
-         | 202 answered while storage was down | {while_down} |\n\
+         | 202 answered while Azurite was stopped | {while_down} |\n\
          | repeat sign-ups (same address) / answered with a new id | {repeats} / {repeat_new} |\n\
          | extra (duplicate, reordered) queue messages | {extra} |\n\
          | handler kills (SIGKILL) / runner restarts | {kills} / {restarts} |\n\
