@@ -4,7 +4,8 @@
 //!   or a storage fault between the two): enqueue them;
 //! - `Inviting` rows whose lease is stale (a worker died mid-invitation) and `Queued` rows
 //!   that have waited past [`LOST_QUEUED`] (their message is gone): enqueue them again. A
-//!   duplicate message is harmless: the worker is driven by the row;
+//!   duplicate message is harmless: the worker is driven by the row. (`InvitePoison` leaves
+//!   `Inviting` rows to this pass, up to a few lease takeovers);
 //! - `PendingApproval` rows past their `DecideBy` deadline become `Denied` (expired);
 //! - `PendingApproval` rows whose approval notification failed are notified again.
 //!

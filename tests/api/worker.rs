@@ -8,10 +8,10 @@ use std::sync::{
 use async_trait::async_trait;
 use b2b_signup::{
     clock::Clock,
-    domain::RequestStatus,
+    domain::{EmailDomain, RequestId, RequestStatus},
     graph::{Invitation, Invited},
     policy::Policy,
-    storage::InviteMessage,
+    storage::{InviteMessage, RequestStore},
     worker::{DEFAULT_LEASE, Delivery, Directory, DirectoryError, Mode, Step, Worker},
 };
 
@@ -480,7 +480,7 @@ async fn a_poison_message_leaves_a_request_whose_lease_is_held_to_its_delivery()
     );
     assert_eq!(directory.invites.load(Ordering::SeqCst), 1);
 
-    // A stale lease is another matter: nobody holds it, the request fails as before.
+    // A stale lease whose attempts ran out is another matter: the request fails as before.
     let (id, message) = {
         let response = app
             .post_json(r#"{"email":"bob@contoso.com","displayName":"Bob"}"#)
@@ -497,8 +497,16 @@ async fn a_poison_message_leaves_a_request_whose_lease_is_held_to_its_delivery()
         .unwrap();
         (id, message)
     };
-    app.set_status("contoso.com", &id, RequestStatus::Inviting)
-        .await;
+    {
+        let (domain, request) = (
+            EmailDomain::parse("contoso.com").unwrap(),
+            RequestId::parse(&id).unwrap(),
+        );
+        let mut row = app.store.get(&domain, &request).await.unwrap().unwrap();
+        row.value.status = RequestStatus::Inviting;
+        row.value.attempts = 5;
+        app.store.replace(&row.value, &row.etag).await.unwrap();
+    }
     app.time.advance(time::Duration::minutes(3));
     assert!(matches!(
         worker.poisoned(&delivery(&message, 5)).await,
@@ -508,4 +516,57 @@ async fn a_poison_message_leaves_a_request_whose_lease_is_held_to_its_delivery()
         app.row("contoso.com", &id).await.unwrap().status,
         RequestStatus::Failed
     );
+}
+
+#[tokio::test]
+async fn a_poison_message_for_a_stale_lease_leaves_it_to_reconcile_until_attempts_run_out() {
+    // Found by the fault suite: a handler killed mid-invitation leaves a fresh lease; the
+    // redeliveries all fail on it ("another delivery holds the lease") and poison the
+    // message, so the request ended "Failed: poisoned after 1 attempts" although Graph was
+    // tried once (and had accepted the invitation). Reconcile re-sends stale leases: that
+    // is the recovery, as long as deliveries keep taking the lease.
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let (domain, request) = (
+        EmailDomain::parse("contoso.com").unwrap(),
+        RequestId::parse(&id).unwrap(),
+    );
+    let set_attempts = |attempts: u32| {
+        let (store, domain, request) = (app.store.clone(), domain.clone(), request);
+        async move {
+            let mut row = store.get(&domain, &request).await.unwrap().unwrap();
+            row.value.status = RequestStatus::Inviting;
+            row.value.attempts = attempts;
+            store.replace(&row.value, &row.etag).await.unwrap();
+        }
+    };
+    let directory = Arc::new(ScriptedDirectory::default());
+    let worker = worker(&app, directory.clone());
+
+    set_attempts(1).await;
+    app.time.advance(time::Duration::minutes(3));
+    let step = worker.poisoned(&delivery(&message, 5)).await;
+    assert!(
+        matches!(&step, Step::Done(r) if r.contains("Reconcile")),
+        "{step:?}"
+    );
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Inviting,
+        "left for Reconcile to re-send"
+    );
+
+    // A request whose deliveries took the lease again and again (a handler that keeps
+    // dying on it) fails as before.
+    set_attempts(5).await;
+    app.time.advance(time::Duration::minutes(3));
+    let step = worker.poisoned(&delivery(&message, 5)).await;
+    assert!(
+        matches!(&step, Step::Done(r) if r.contains("poisoned")),
+        "{step:?}"
+    );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Failed);
+    assert!(row.reason.unwrap().starts_with("poisoned after 5 attempts"));
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 0);
 }
