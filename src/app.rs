@@ -22,7 +22,7 @@ use crate::{
     requests::Requests,
     settings::Settings,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
-    worker::{DEFAULT_LEASE, Mode, Worker},
+    worker::{Mode, Worker},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +131,7 @@ impl Application {
             dead_letters: Arc::new(storage.clone()),
             mode,
             clock,
-            lease: DEFAULT_LEASE,
+            lease: settings.stale_after,
         });
         Ok(Self {
             listener,
@@ -141,7 +141,8 @@ impl Application {
             worker,
             reconciler: Arc::new(Reconciler {
                 requests: requests.clone(),
-                lease: DEFAULT_LEASE,
+                lease: settings.stale_after,
+                stuck_accepted: settings.stale_after,
                 batch: RECONCILE_BATCH,
             }),
             requests,

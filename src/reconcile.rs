@@ -4,7 +4,8 @@
 //!   or a storage fault between the two): enqueue them;
 //! - `Inviting` rows whose lease is stale (a worker died mid-invitation) and `Queued` rows
 //!   that have waited past [`LOST_QUEUED`] (their message is gone): enqueue them again. A
-//!   duplicate message is harmless: the worker is driven by the row;
+//!   duplicate message is harmless: the worker is driven by the row. (`InvitePoison` leaves
+//!   `Inviting` rows to this pass, up to a few lease takeovers);
 //! - `PendingApproval` rows past their `DecideBy` deadline become `Denied` (expired);
 //! - `PendingApproval` rows whose approval notification failed are notified again.
 //!
@@ -32,6 +33,9 @@ pub struct Reconciler {
     pub requests: Arc<Requests>,
     /// The worker's lease length: an older `Inviting` row is stale.
     pub lease: Duration,
+    /// An `Accepted` row older than this was never enqueued ([`STUCK_ACCEPTED`] in
+    /// production; `SIGNUP_STALE_AFTER_SECONDS`).
+    pub stuck_accepted: Duration,
     /// Rows handled per category per run.
     pub batch: usize,
 }
@@ -52,7 +56,7 @@ impl Reconciler {
         let mut report = Report::default();
 
         for (status, age) in [
-            (RequestStatus::Accepted, STUCK_ACCEPTED),
+            (RequestStatus::Accepted, self.stuck_accepted),
             (RequestStatus::Inviting, self.lease),
             (RequestStatus::Queued, LOST_QUEUED),
         ] {

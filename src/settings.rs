@@ -57,6 +57,11 @@ pub struct Settings {
     /// `SIGNUP_SITE_URL`: the sign-up page's address, where plain HTML form posts are
     /// redirected (`thanks.html`, `error.html`). Default `/`, the API's own origin.
     pub site_url: SiteBase,
+    /// `SIGNUP_STALE_AFTER_SECONDS`, default 120 (2 minutes): the worker's `Inviting` lease,
+    /// and the age after which Reconcile treats an `Accepted` row as never enqueued and an
+    /// `Inviting` lease as stale. Production keeps the default; the fault suite shortens it
+    /// so a run need not wait minutes for recovery.
+    pub stale_after: time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +152,14 @@ impl Settings {
                     value,
                 })?,
             },
+            stale_after: match lookup("SIGNUP_STALE_AFTER_SECONDS").filter(|v| !v.trim().is_empty()) {
+                None => time::Duration::minutes(2),
+                Some(text) => text.trim().parse().ok().filter(|n: &i64| (5..=3600).contains(n)).map(time::Duration::seconds).ok_or(SettingsError::Invalid {
+                    name: "SIGNUP_STALE_AFTER_SECONDS",
+                    expected: "a number of seconds from 5 to 3600",
+                    value: text,
+                })?,
+            },
         })
     }
 }
@@ -230,6 +243,20 @@ mod tests {
         assert_eq!(s.policy_path, PathBuf::from("policy.json"));
         assert!(!s.dry_run);
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.stale_after, time::Duration::minutes(2));
+    }
+
+    #[test]
+    fn stale_after_is_a_bounded_number_of_seconds() {
+        let storage = ("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+        let s = settings(&[storage, ("SIGNUP_STALE_AFTER_SECONDS", "10")]).unwrap();
+        assert_eq!(s.stale_after, time::Duration::seconds(10));
+        for bad in ["0", "4", "x", "-3", "3601"] {
+            assert!(
+                settings(&[storage, ("SIGNUP_STALE_AFTER_SECONDS", bad)]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -112,6 +112,10 @@ pub const DEFAULT_LEASE: Duration = Duration::minutes(2);
 /// How many lost ETag races to tolerate in one delivery before asking for a retry.
 const MAX_RACES: usize = 3;
 
+/// Deliveries that may take a request's lease before a poison message fails it (as many as
+/// host.json's default `maxDequeueCount`).
+const MAX_LEASED_ATTEMPTS: u32 = 5;
+
 /// A queue message as the functions receive it (already decoded from the host payload).
 #[derive(Debug, Clone)]
 pub struct Delivery<'a> {
@@ -160,6 +164,25 @@ impl Worker {
                     "poison message for a {} request: nothing to do",
                     row.value.status
                 ));
+            }
+            // Deliveries that failed because another one held the lease (or because the
+            // handler was down) poison a message whose request is being worked on. The
+            // holder finishes it; if the holder died (the lease goes stale), Reconcile
+            // re-sends the request, until deliveries have taken the lease
+            // MAX_LEASED_ATTEMPTS times (a handler that keeps dying on this request).
+            if row.value.status == RequestStatus::Inviting {
+                if self.clock.now() - row.value.updated_at < self.lease {
+                    return Step::Done(
+                        "poison message for a request whose lease is held: its delivery finishes it"
+                            .into(),
+                    );
+                }
+                if row.value.attempts < MAX_LEASED_ATTEMPTS {
+                    return Step::Done(
+                        "poison message for a stale lease: Reconcile sends the request again"
+                            .into(),
+                    );
+                }
             }
             let last = row
                 .value

@@ -69,6 +69,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         rate_limits: b2b_signup::abuse::RateLimitSettings::parse("off").unwrap(),
         trusted_proxy_hops: 1,
         site_url: Default::default(),
+        stale_after: time::Duration::minutes(2),
     }
 }
 

@@ -8,10 +8,10 @@ use std::sync::{
 use async_trait::async_trait;
 use b2b_signup::{
     clock::Clock,
-    domain::RequestStatus,
+    domain::{EmailDomain, RequestId, RequestStatus},
     graph::{Invitation, Invited},
     policy::Policy,
-    storage::InviteMessage,
+    storage::{InviteMessage, RequestStore},
     worker::{DEFAULT_LEASE, Delivery, Directory, DirectoryError, Mode, Step, Worker},
 };
 
@@ -447,4 +447,126 @@ async fn approval_pending_requests_are_not_invited_by_a_stray_message() {
         app.row("fabrikam.com", &id).await.unwrap().status,
         RequestStatus::PendingApproval
     );
+}
+
+#[tokio::test]
+async fn a_poison_message_leaves_a_request_whose_lease_is_held_to_its_delivery() {
+    // Found by the fault suite: deliveries that failed while another one held the lease
+    // (or while the handler was down) poison the message; InvitePoison then marked the
+    // row Failed under the running delivery, which sent the invitation anyway.
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory {
+        slow: Some(std::time::Duration::from_millis(400)),
+        ..Default::default()
+    });
+    let worker = worker(&app, directory.clone());
+
+    let holder = delivery(&message, 1);
+    let poison = delivery(&message, 5);
+    let (step, poisoned) = tokio::join!(worker.deliver(&holder), async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        worker.poisoned(&poison).await
+    });
+
+    assert!(
+        matches!(&poisoned, Step::Done(r) if r.contains("lease")),
+        "{poisoned:?}"
+    );
+    assert_eq!(step, Step::Done("request Invited".into()));
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 1);
+
+    // A stale lease whose attempts ran out is another matter: the request fails as before.
+    let (id, message) = {
+        let response = app
+            .post_json(r#"{"email":"bob@contoso.com","displayName":"Bob"}"#)
+            .await;
+        let id = response.json::<serde_json::Value>().await.unwrap()["requestId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let message = serde_json::to_string(&InviteMessage {
+            v: 1,
+            request_id: id.clone(),
+            domain: "contoso.com".into(),
+        })
+        .unwrap();
+        (id, message)
+    };
+    {
+        let (domain, request) = (
+            EmailDomain::parse("contoso.com").unwrap(),
+            RequestId::parse(&id).unwrap(),
+        );
+        let mut row = app.store.get(&domain, &request).await.unwrap().unwrap();
+        row.value.status = RequestStatus::Inviting;
+        row.value.attempts = 5;
+        app.store.replace(&row.value, &row.etag).await.unwrap();
+    }
+    app.time.advance(time::Duration::minutes(3));
+    assert!(matches!(
+        worker.poisoned(&delivery(&message, 5)).await,
+        Step::Done(r) if r.contains("poisoned")
+    ));
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_for_a_stale_lease_leaves_it_to_reconcile_until_attempts_run_out() {
+    // Found by the fault suite: a handler killed mid-invitation leaves a fresh lease; the
+    // redeliveries all fail on it ("another delivery holds the lease") and poison the
+    // message, so the request ended "Failed: poisoned after 1 attempts" although Graph was
+    // tried once (and had accepted the invitation). Reconcile re-sends stale leases: that
+    // is the recovery, as long as deliveries keep taking the lease.
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let (domain, request) = (
+        EmailDomain::parse("contoso.com").unwrap(),
+        RequestId::parse(&id).unwrap(),
+    );
+    let set_attempts = |attempts: u32| {
+        let (store, domain, request) = (app.store.clone(), domain.clone(), request);
+        async move {
+            let mut row = store.get(&domain, &request).await.unwrap().unwrap();
+            row.value.status = RequestStatus::Inviting;
+            row.value.attempts = attempts;
+            store.replace(&row.value, &row.etag).await.unwrap();
+        }
+    };
+    let directory = Arc::new(ScriptedDirectory::default());
+    let worker = worker(&app, directory.clone());
+
+    set_attempts(1).await;
+    app.time.advance(time::Duration::minutes(3));
+    let step = worker.poisoned(&delivery(&message, 5)).await;
+    assert!(
+        matches!(&step, Step::Done(r) if r.contains("Reconcile")),
+        "{step:?}"
+    );
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Inviting,
+        "left for Reconcile to re-send"
+    );
+
+    // A request whose deliveries took the lease again and again (a handler that keeps
+    // dying on it) fails as before.
+    set_attempts(5).await;
+    app.time.advance(time::Duration::minutes(3));
+    let step = worker.poisoned(&delivery(&message, 5)).await;
+    assert!(
+        matches!(&step, Step::Done(r) if r.contains("poisoned")),
+        "{step:?}"
+    );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Failed);
+    assert!(row.reason.unwrap().starts_with("poisoned after 5 attempts"));
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 0);
 }

@@ -221,6 +221,17 @@ fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
 
 impl Drop for HostProcess {
     fn drop(&mut self) {
+        // SIGTERM first: the runner stops its handler. A SIGKILL alone would leave the
+        // handler running, orphaned, after the test (found while running the fault suite).
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
