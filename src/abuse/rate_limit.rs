@@ -176,9 +176,12 @@ impl RateLimiter {
         let digest = Sha256::digest(key.as_bytes());
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         let row = format!("{hex}-{start}");
+        // An address or a client IP signs up a few times per window at most, so its counter
+        // usually does not exist yet; a domain's counter usually does.
+        let probably_new = scope != Scope::Domain;
         let allowed = self
             .counters
-            .increment(scope.as_str(), &row, limit.max)
+            .increment(scope.as_str(), &row, limit.max, probably_new)
             .await?;
         if allowed {
             Ok(Ok(()))

@@ -388,9 +388,10 @@ impl RawForm {
     }
 }
 
-/// The whole body-to-submission path, for the fuzz tests (no captcha, terms or policy).
-#[cfg(test)]
-pub(crate) fn fuzz_parse(json: bool, body: &[u8]) -> Result<Submission, Problem> {
+/// The whole body-to-submission path (no captcha, terms or policy), for the fuzz tests and
+/// the criterion benchmarks (benches/parsing.rs); not an API.
+#[doc(hidden)]
+pub fn fuzz_parse(json: bool, body: &[u8]) -> Result<Submission, Problem> {
     let form = if json {
         RawForm::from_json(body)?
     } else {

@@ -353,12 +353,37 @@ struct CounterEntity {
 
 #[async_trait]
 impl CounterStore for AzureStorage {
-    async fn increment(&self, partition: &str, row: &str, max: u32) -> Result<bool, StoreError> {
+    async fn increment(
+        &self,
+        partition: &str,
+        row: &str,
+        max: u32,
+        probably_new: bool,
+    ) -> Result<bool, StoreError> {
         self.tables().await?;
         let client = self
             .counters
             .partition_key_client(check_key(partition)?)
             .entity_client(check_key(row)?);
+        let first = CounterEntity {
+            partition_key: partition.to_owned(),
+            row_key: row.to_owned(),
+            count: 1,
+        };
+        if probably_new && max > 0 {
+            // Create it at 1 without reading first; 409 means it exists: read and update.
+            match self
+                .counters
+                .insert::<_, serde::de::IgnoredAny>(&first)
+                .map_err(unavailable)?
+                .await
+                .map_err(write_error)
+            {
+                Ok(_) => return Ok(true),
+                Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
         for attempt in 0..MAX_COUNTER_RACES {
             let written = match get_entity::<CounterEntity>(client.clone()).await? {
                 Some((counter, _)) if counter.count >= max => return Ok(false),
@@ -371,18 +396,12 @@ impl CounterStore for AzureStorage {
                         .map(drop)
                 }
                 None if max == 0 => return Ok(false),
-                None => {
-                    let counter = CounterEntity {
-                        partition_key: partition.to_owned(),
-                        row_key: row.to_owned(),
-                        count: 1,
-                    };
-                    self.counters
-                        .insert::<_, serde::de::IgnoredAny>(&counter)
-                        .map_err(unavailable)?
-                        .await
-                        .map(drop)
-                }
+                None => self
+                    .counters
+                    .insert::<_, serde::de::IgnoredAny>(&first)
+                    .map_err(unavailable)?
+                    .await
+                    .map(drop),
             };
             match written.map_err(write_error) {
                 Ok(()) => return Ok(true),

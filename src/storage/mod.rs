@@ -223,7 +223,15 @@ pub trait DeadLetters: Send + Sync {
 pub trait CounterStore: Send + Sync {
     /// Adds one to the counter `partition`/`row` unless it has reached `max`; `true` when
     /// counted (allowed). ETag-guarded, so concurrent increments never lose a count.
-    async fn increment(&self, partition: &str, row: &str, max: u32) -> Result<bool, StoreError>;
+    /// `probably_new` is a hint only: the store may try creating the counter before reading
+    /// it, which saves a round trip when the counter does not exist yet.
+    async fn increment(
+        &self,
+        partition: &str,
+        row: &str,
+        max: u32,
+        probably_new: bool,
+    ) -> Result<bool, StoreError>;
 }
 
 /// The `signup-requests` queue.
