@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use warp::{
     Filter,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     reply::Reply,
 };
 
@@ -126,16 +126,7 @@ fn reason(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, Problem> {
         return Ok(None);
     }
     let bad = |detail: &str| Problem::field(ErrorCode::InvalidRequest, "reason", detail.to_owned());
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let content_type = body::media_type(headers);
     let parsed: DecisionBody = match content_type.as_deref() {
         Some("application/json") => serde_json::from_slice(body)
             .map_err(|_| bad("Send {\"reason\": \"...\"} or nothing."))?,

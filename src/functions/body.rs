@@ -23,6 +23,23 @@ pub(super) fn limited(
         })
 }
 
+/// The media type of the body without parameters, lower-cased (`application/json` for
+/// `Application/JSON; charset=utf-8`); `None` without a readable `Content-Type`.
+pub(super) fn media_type(headers: &warp::http::HeaderMap) -> Option<String> {
+    let value = headers
+        .get(warp::http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 pub(super) fn too_large(limit: usize) -> Problem {
     Problem::new(
         ErrorCode::PayloadTooLarge,

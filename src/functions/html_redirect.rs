@@ -17,6 +17,7 @@
 use bytes::Bytes;
 use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use super::body;
 use crate::{intake::Receipt, problem::Problem};
 
 /// The setting that names the site's address.
@@ -119,16 +120,8 @@ impl FormPost {
         if !prefers_html(&accept) {
             return None;
         }
-        let is_form = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .unwrap_or_default()
-                    .trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
+        let is_form =
+            body::media_type(headers).as_deref() == Some("application/x-www-form-urlencoded");
         let lang = body
             .filter(|_| is_form)
             .and_then(|bytes| {

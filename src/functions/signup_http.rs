@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, de::IgnoredAny};
 use warp::{
     Filter,
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     reply::Reply,
 };
 
@@ -181,16 +181,7 @@ enum BodyKind {
 }
 
 fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Problem> {
-    let essence = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let essence = body::media_type(headers);
     match essence.as_deref() {
         Some("application/json") => Ok(BodyKind::Json),
         Some("application/x-www-form-urlencoded") => Ok(BodyKind::Form),
