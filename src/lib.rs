@@ -52,6 +52,7 @@ pub mod policy;
 pub mod problem;
 pub mod reconcile;
 pub mod requests;
+pub mod secret;
 pub mod settings;
 pub mod site_config;
 pub mod storage;

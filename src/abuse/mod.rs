@@ -10,26 +10,4 @@ pub use captcha::{CaptchaError, CaptchaProvider, CaptchaSettings, CaptchaVerifie
 pub use client_ip::client_ip;
 pub use rate_limit::{Limit, Limited, RateLimitSettings, RateLimiter, Scope};
 
-use std::fmt;
-
-/// A secret setting (captcha secret, …): `Debug` prints `***`, and there is no `Display`,
-/// so it cannot reach a log line or an error text by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
+pub use crate::secret::Secret;

@@ -19,7 +19,15 @@ pub(super) fn limited(
             if declared.is_some_and(|length| length > limit as u64) {
                 return Err(too_large(limit));
             }
-            read_limited(body, limit).await
+            read_limited(body, limit)
+                .await
+                .map_err(|error| match error {
+                    BodyError::TooLarge => too_large(limit),
+                    BodyError::Unreadable => Problem::new(
+                        ErrorCode::InvalidRequest,
+                        "The request body could not be read.",
+                    ),
+                })
         })
 }
 
@@ -47,21 +55,25 @@ pub(super) fn too_large(limit: usize) -> Problem {
     )
 }
 
-async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Bytes, Problem>
+/// Why a body was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    TooLarge,
+    Unreadable,
+}
+
+/// Reads a body stream, stopping as soon as it passes `limit` bytes. Shared by the
+/// handler's edges and the local host runner's front door.
+pub(crate) async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Bytes, BodyError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
     let mut collected = Vec::new();
     while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| {
-            Problem::new(
-                ErrorCode::InvalidRequest,
-                "The request body could not be read.",
-            )
-        })?;
+        let mut chunk = chunk.map_err(|_| BodyError::Unreadable)?;
         if collected.len() + chunk.remaining() > limit {
-            return Err(too_large(limit));
+            return Err(BodyError::TooLarge);
         }
         while chunk.has_remaining() {
             let part = chunk.chunk();

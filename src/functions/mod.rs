@@ -6,7 +6,7 @@
 //! every `*/function.json` against [`FUNCTIONS`].
 
 pub mod approval;
-mod body;
+pub(crate) mod body;
 pub mod html_redirect;
 pub mod invite_poison;
 pub mod invite_queue;

@@ -17,7 +17,7 @@ mod tests;
 use std::time::Duration;
 
 pub use client::GraphClient;
-pub use settings::{ClientSecret, GraphConfigError, GraphCredential, GraphSettings};
+pub use settings::{GraphConfigError, GraphCredential, GraphSettings};
 pub use token::{TokenCache, TokenError};
 
 use crate::{

@@ -5,7 +5,8 @@
 //! `IDENTITY_ENDPOINT` is set by App Service / Functions when a managed identity is enabled
 //! (<https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference>).
 
-use std::{fmt, time::Duration};
+use crate::secret::Secret;
+use std::time::Duration;
 
 use url::Url;
 
@@ -43,32 +44,11 @@ pub enum GraphCredential {
     ClientSecret {
         tenant_id: String,
         client_id: String,
-        client_secret: ClientSecret,
+        client_secret: Secret,
     },
     /// The Function App's system-assigned managed identity (`IDENTITY_ENDPOINT` and
     /// `IDENTITY_HEADER`, which `azure_identity` reads from the process environment itself).
     ManagedIdentity,
-}
-
-/// A client secret: `Debug` prints `***`, so it cannot reach a log line by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientSecret(String);
-
-impl ClientSecret {
-    pub fn new(secret: impl Into<String>) -> Self {
-        Self(secret.into())
-    }
-
-    /// The secret itself, for the credential and nothing else.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
 }
 
 /// A Graph setting that is missing, incomplete or unusable, or a client that cannot be built.
@@ -107,7 +87,7 @@ impl GraphSettings {
                 GraphCredential::ClientSecret {
                     tenant_id: tenant_id.trim().to_owned(),
                     client_id: client_id.trim().to_owned(),
-                    client_secret: ClientSecret(client_secret),
+                    client_secret: Secret::new(client_secret),
                 }
             }
             (None, None, None) if get("IDENTITY_ENDPOINT").is_some() => {

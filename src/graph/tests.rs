@@ -14,8 +14,8 @@ use wiremock::{
 };
 
 use super::{
-    ClientSecret, GraphClient, GraphConfigError, GraphCredential, GraphError, GraphSettings,
-    Invitation, Invited, Membership, TokenCache, client::parse_retry_after, token::refresh_after,
+    GraphClient, GraphConfigError, GraphCredential, GraphError, GraphSettings, Invitation, Invited,
+    Membership, TokenCache, client::parse_retry_after, token::refresh_after,
 };
 use crate::domain::{DisplayName, EmailAddress};
 
@@ -34,7 +34,7 @@ fn settings(server: &MockServer) -> GraphSettings {
         credential: GraphCredential::ClientSecret {
             tenant_id: TENANT.into(),
             client_id: CLIENT_ID.into(),
-            client_secret: ClientSecret::new(SECRET),
+            client_secret: crate::secret::Secret::new(SECRET),
         },
         authority_host: Url::parse(&server.uri()).expect("mock URL"),
         timeout: Duration::from_secs(5),
@@ -784,7 +784,7 @@ fn settings_choose_the_credential() {
     let client_secret = GraphCredential::ClientSecret {
         tenant_id: TENANT.into(),
         client_id: CLIENT_ID.into(),
-        client_secret: ClientSecret::new(SECRET),
+        client_secret: crate::secret::Secret::new(SECRET),
     };
     let identity = ("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token");
     let cases: [(&str, Vars, Option<GraphCredential>); 4] = [

@@ -17,8 +17,8 @@
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
-use bytes::{Buf, Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use bytes::{Buf, Bytes};
+use futures::Stream;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use percent_encoding::percent_decode_str;
@@ -32,6 +32,7 @@ use super::{
     config::{AuthLevel, Function, Trigger},
     cors::Cors,
 };
+use crate::functions::body::{BodyError, read_limited};
 
 /// Azure's request size limit for HTTP functions (100 MB).
 /// <https://learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits>
@@ -518,7 +519,8 @@ where
     }
     let body = match read_limited(body, MAX_REQUEST_BYTES).await {
         Ok(body) => body,
-        Err(status) => return empty(status),
+        Err(BodyError::TooLarge) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(BodyError::Unreadable) => return empty(StatusCode::BAD_REQUEST),
     };
     let path_and_query = if query.is_empty() {
         path.to_owned()
@@ -556,27 +558,6 @@ where
             empty(StatusCode::INTERNAL_SERVER_ERROR)
         }
     }
-}
-
-async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Bytes, StatusCode>
-where
-    S: Stream<Item = Result<B, warp::Error>> + Unpin,
-    B: Buf,
-{
-    let mut bytes = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
-        if bytes.len() + chunk.remaining() > limit {
-            return Err(StatusCode::PAYLOAD_TOO_LARGE);
-        }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            bytes.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(bytes.freeze())
 }
 
 fn empty(status: StatusCode) -> warp::reply::Response {
