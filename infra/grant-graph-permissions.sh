@@ -10,7 +10,9 @@
 #   PRINCIPAL_ID  object id of the app's system-assigned identity (main.bicep output principalId,
 #                 or: az functionapp identity show -g <rg> -n <app> --query principalId -o tsv)
 #
-# The permissions are exactly User.Invite.All and GroupMember.ReadWrite.All. Their app role ids
+# The permissions are exactly User.Invite.All, GroupMember.ReadWrite.All and User.Read.All (the
+# last only to look a guest up after an invitation whose answer was lost; see
+# graph-permissions.bicep). Their app role ids
 # are looked up by value in the Microsoft Graph service principal's appRoles (well-known appId
 # 00000003-0000-0000-c000-000000000000), never copied by hand. Granting an app role to a
 # service principal is the admin consent for an application permission, so the signed-in
@@ -22,7 +24,7 @@ set -euo pipefail
 
 GRAPH_APP_ID=00000003-0000-0000-c000-000000000000
 GRAPH_URL="${GRAPH_URL:-https://graph.microsoft.com}"
-PERMISSIONS=(User.Invite.All GroupMember.ReadWrite.All)
+PERMISSIONS=(User.Invite.All GroupMember.ReadWrite.All User.Read.All)
 
 log() { printf 'grant-graph-permissions: %s\n' "$*" >&2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }

@@ -1,6 +1,8 @@
 // Microsoft Graph application permissions for the Function App's managed identity: exactly
-// User.Invite.All (POST /invitations) and GroupMember.ReadWrite.All (POST /groups/{id}/members/$ref),
-// nothing broader. An app role assignment on the Microsoft Graph service principal is what admin
+// User.Invite.All (POST /invitations), GroupMember.ReadWrite.All (POST /groups/{id}/members/$ref)
+// and User.Read.All (GET /users?$filter=..., only after an invitation whose answer was lost, to
+// tell whether it went through: without it such an invitation is sent again, and the partner may
+// get a second e-mail; docs/RELIABILITY.md), nothing broader. An app role assignment on the Microsoft Graph service principal is what admin
 // consent to an application permission is, so this deployment needs a tenant administrator
 // (AppRoleAssignment.ReadWrite.All and Application.Read.All, e.g. Privileged Role Administrator),
 // which is why it is separate from main.bicep: deploying the Azure resources needs no tenant role.
@@ -21,6 +23,7 @@ var graphAppId = '00000003-0000-0000-c000-000000000000'
 var appRoleValues = [
   'User.Invite.All'
   'GroupMember.ReadWrite.All'
+  'User.Read.All'
 ]
 
 resource microsoftGraph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {

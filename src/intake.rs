@@ -133,6 +133,7 @@ impl Intake {
                 reason: None,
                 attempts: 0,
                 invited_user_id: None,
+                invitation_attempted_at: None,
                 graph_request_id: None,
                 created_at: now,
                 updated_at: now,

@@ -6,22 +6,38 @@
 //! - `Inviting` is a lease: the delivery whose ETag-guarded update moved the row there owns
 //!   it while `UpdatedAt` is recent ([`Worker::lease`]); another delivery meanwhile asks the
 //!   host to retry later; once the lease is stale a delivery takes it over and resumes;
-//! - progress is saved as it is made (the guest's object id after the invitation), so a
-//!   resumed request does not invite twice; "already a member" counts as success;
+//! - progress is saved as it is made (the guest's object id after the invitation, before
+//!   any group add), so a resumed request does not invite twice; "already a member" counts
+//!   as success;
 //! - a transient failure (Graph 5xx, 429 with a long `Retry-After`, timeouts) hands the row
 //!   back as `Queued` and fails the invocation so the host retries; a permanent one (Graph
 //!   4xx) ends the row as `Failed` with Graph's code and `request-id`, and succeeds.
+//!
+//! One invitation e-mail per request, even when an answer is lost. Graph's
+//! `POST /invitations` has no idempotency key, and inviting an existing guest again sends
+//! the e-mail again. So the lease write also records `InvitationAttemptedAt` while no guest
+//! id is known: a later delivery that finds it set cannot tell "the call never reached
+//! Graph" (a timeout, a 5xx, a handler killed before sending) from "Graph invited and the
+//! answer was lost" (a dropped connection, a handler killed before saving the guest id). It
+//! first looks the address up (`GET /users`, as Microsoft documents for "was this user
+//! already invited", [`Directory::find_guest`]): a guest found is that earlier invitation
+//! (the id is recorded, nothing is sent); none found means nothing went out, and the
+//! invitation is sent. The lookup happens at least [`Worker::settle`] after the earlier
+//! attempt (waiting in the invocation if need be), so directory replication has caught up. Without `User.Read.All` the lookup is refused; the
+//! worker then invites again and says so in the log (a lost answer may then mean a second
+//! e-mail). A 429 and a missing token are known not to have reached Graph, so they do not
+//! leave the mark.
 //!
 //! See DESIGN.md, "Microsoft Graph".
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::{
     clock::Clock,
-    domain::{EmailDomain, RequestId, RequestStatus, SignupRequest},
+    domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
     graph::{GraphClient, GraphError, Invitation, Invited},
     policy::Policy,
     storage::{
@@ -38,13 +54,21 @@ pub trait Directory: Send + Sync {
     async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError>;
     /// `POST /groups/{id}/members/$ref`; an existing membership is `Ok`.
     async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DirectoryError>;
+    /// The object id of an existing user with this address (`GET /users?$filter=…`), to
+    /// tell whether an earlier, unanswered invitation went through.
+    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<String>, DirectoryError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
-    /// Worth retrying later (5xx, throttling, timeouts, token trouble).
+    /// Worth retrying later (5xx, timeouts, connection failures); the call may have taken
+    /// effect at Graph.
     #[error("{reason}")]
     Transient { reason: String },
+    /// Worth retrying later, and known not to have taken effect: Graph throttled the call
+    /// (429) or no token could be had.
+    #[error("{reason}")]
+    Deferred { reason: String },
     /// Graph refused for good (4xx other than 429).
     #[error("Graph refused: {code}")]
     Permanent {
@@ -59,6 +83,10 @@ impl From<GraphError> for DirectoryError {
             GraphError::Permanent {
                 code, request_id, ..
             } => Self::Permanent { code, request_id },
+            // Only a 429 and a missing token are sure not to have reached Graph's logic.
+            GraphError::Throttled { status: 429, .. } | GraphError::Token(_) => Self::Deferred {
+                reason: error.to_string(),
+            },
             other => Self::Transient {
                 reason: other.to_string(),
             },
@@ -75,6 +103,10 @@ impl Directory for GraphClient {
     async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DirectoryError> {
         GraphClient::add_member(self, group_id, user_id).await?;
         Ok(())
+    }
+
+    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<String>, DirectoryError> {
+        Ok(GraphClient::find_user(self, email).await?)
     }
 }
 
@@ -243,6 +275,7 @@ impl Worker {
         id: &RequestId,
         delivery: &Delivery<'_>,
     ) -> Result<Step, StoreError> {
+        let mut settled = false;
         for _ in 0..MAX_RACES {
             let Some(row) = self.store.get(domain, id).await? else {
                 return Ok(self
@@ -262,20 +295,47 @@ impl Worker {
                     return Ok(Step::Retry("another delivery holds the lease".into()));
                 }
                 RequestStatus::Accepted | RequestStatus::Queued | RequestStatus::Inviting => {
+                    let live = matches!(self.mode, Mode::Live(_));
+                    let earlier = row
+                        .value
+                        .invitation_attempted_at
+                        .filter(|_| live && row.value.invited_user_id.is_none());
+                    if let Some(at) = earlier
+                        && !settled
+                    {
+                        // Waiting here (at most `settle`, usually nothing: the host's retry
+                        // comes after its visibility timeout) spends no delivery.
+                        settled = true;
+                        let wait = self.settle() - (self.clock.now() - at);
+                        if let Ok(wait) = std::time::Duration::try_from(wait) {
+                            tracing::info!(
+                                wait_ms = wait.as_millis(),
+                                "waiting for the directory before looking for the guest"
+                            );
+                            tokio::time::sleep(wait).await;
+                            continue; // the row may have moved on meanwhile
+                        }
+                    }
                     let mut leased = row.value.clone();
                     leased.status = RequestStatus::Inviting;
                     leased.attempts += 1;
                     leased.updated_at = self.clock.now();
+                    if live && leased.invited_user_id.is_none() {
+                        leased.invitation_attempted_at = Some(leased.updated_at);
+                    }
                     match self.store.replace(&leased, &row.etag).await {
                         Ok(etag) => {
                             if status == RequestStatus::Inviting {
                                 tracing::warn!("stale lease taken over");
                             }
                             return self
-                                .invite(Versioned {
-                                    value: leased,
-                                    etag,
-                                })
+                                .invite(
+                                    Versioned {
+                                        value: leased,
+                                        etag,
+                                    },
+                                    earlier,
+                                )
                                 .await;
                         }
                         Err(StoreError::Conflict) => continue, // someone else moved it; look again
@@ -287,9 +347,20 @@ impl Worker {
         Ok(Step::Retry("the row kept changing".into()))
     }
 
+    /// How long after an invitation attempt its guest can be looked up reliably (directory
+    /// replication): a quarter of the lease, 30 s by default.
+    pub fn settle(&self) -> Duration {
+        self.lease / 4
+    }
+
     /// Holds the lease: invites (unless an earlier attempt did), adds group memberships,
-    /// records the end.
-    async fn invite(&self, mut row: Versioned<SignupRequest>) -> Result<Step, StoreError> {
+    /// records the end. `earlier`: when an earlier delivery called `POST /invitations` and
+    /// no guest id was recorded.
+    async fn invite(
+        &self,
+        mut row: Versioned<SignupRequest>,
+        earlier: Option<OffsetDateTime>,
+    ) -> Result<Step, StoreError> {
         let decision = self.policy.decide(row.value.email.domain());
         let option = match decision.access(Some(row.value.access.as_str())) {
             Ok(option) => option.clone(),
@@ -322,6 +393,29 @@ impl Worker {
             }
         };
 
+        let mut note = None;
+        if row.value.invited_user_id.is_none() && earlier.is_some() {
+            match directory.find_guest(&row.value.email).await {
+                Ok(Some(user_id)) => {
+                    tracing::warn!(
+                        "guest found after an unanswered invitation: not inviting again"
+                    );
+                    row.value.invited_user_id = Some(user_id);
+                    note = Some(
+                        "an earlier attempt's answer was lost; the guest was found in the directory and not invited again"
+                            .to_owned(),
+                    );
+                }
+                Ok(None) => {
+                    tracing::info!("no guest after an earlier attempt: it did not go through");
+                }
+                Err(DirectoryError::Permanent { code, .. }) => {
+                    tracing::warn!(code = %code, "cannot look for the guest (grant User.Read.All): inviting again, which may send a second e-mail");
+                }
+                Err(error) => return self.graph_failed(row, "looking for the guest", error).await,
+            }
+        }
+
         if row.value.invited_user_id.is_none() {
             let invitation = Invitation::new(
                 row.value.email.clone(),
@@ -332,21 +426,31 @@ impl Worker {
                 Ok(invited) => {
                     row.value.invited_user_id = Some(invited.user_id);
                     row.value.graph_request_id = invited.request_id;
-                    row.value.updated_at = self.clock.now();
-                    row.etag = match self.store.replace(&row.value, &row.etag).await {
-                        Ok(etag) => etag,
-                        Err(StoreError::Conflict) => return Ok(lease_lost()),
-                        Err(e) => return Err(e),
-                    };
                     tracing::info!("invitation sent");
                 }
-                Err(error) => return self.graph_failed(row, "invitation", error).await,
+                Err(error) => {
+                    if matches!(error, DirectoryError::Deferred { .. }) {
+                        // Graph did not act on it: no more doubt than before this attempt.
+                        row.value.invitation_attempted_at = earlier;
+                    }
+                    return self.graph_failed(row, "invitation", error).await;
+                }
             }
         }
+        row.value.invitation_attempted_at = None;
 
         let Some(user_id) = row.value.invited_user_id.clone() else {
             return Ok(Step::Retry("no guest id after the invitation".into()));
         };
+        if !option.groups.is_empty() {
+            // Save the guest before the group adds, so a retry does not invite again.
+            row.value.updated_at = self.clock.now();
+            row.etag = match self.store.replace(&row.value, &row.etag).await {
+                Ok(etag) => etag,
+                Err(StoreError::Conflict) => return Ok(lease_lost()),
+                Err(e) => return Err(e),
+            };
+        }
         for group in &option.groups {
             if let Err(error) = directory.add_member(group, &user_id).await {
                 return self
@@ -355,7 +459,7 @@ impl Worker {
             }
         }
         tracing::info!(groups = option.groups.len(), "request invited");
-        self.end(row, RequestStatus::Invited, None).await
+        self.end(row, RequestStatus::Invited, note).await
     }
 
     async fn graph_failed(
@@ -377,7 +481,7 @@ impl Worker {
                 )
                 .await
             }
-            DirectoryError::Transient { reason } => {
+            DirectoryError::Transient { reason } | DirectoryError::Deferred { reason } => {
                 // Hand the row back so the next delivery need not wait for the lease.
                 let reason = format!("{what}: {reason}; will retry");
                 tracing::warn!(reason = %reason, "transient Graph failure");
@@ -427,4 +531,43 @@ impl Worker {
 /// the retry will find the row's newer state.
 fn lease_lost() -> Step {
     Step::Retry("the lease was taken over by another delivery".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration as StdDuration;
+
+    use super::*;
+
+    fn throttled(status: u16) -> GraphError {
+        GraphError::Throttled {
+            status,
+            retry_after: StdDuration::from_secs(30),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn only_a_429_is_known_not_to_have_invited() {
+        assert!(matches!(
+            DirectoryError::from(throttled(429)),
+            DirectoryError::Deferred { .. }
+        ));
+        for uncertain in [
+            throttled(503),
+            GraphError::Transient {
+                status: None,
+                request_id: None,
+            },
+            GraphError::UnexpectedResponse {
+                status: 201,
+                request_id: None,
+            },
+        ] {
+            assert!(matches!(
+                DirectoryError::from(uncertain),
+                DirectoryError::Transient { .. }
+            ));
+        }
+    }
 }

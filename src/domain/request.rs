@@ -148,6 +148,10 @@ pub struct SignupRequest {
     pub attempts: u32,
     /// The guest's object id in Entra, once invited.
     pub invited_user_id: Option<String>,
+    /// When a delivery first called `POST /invitations` for this request while no guest id
+    /// was recorded: an invitation may have gone out (an answer lost, a handler killed).
+    /// The next delivery looks for the guest before inviting again; see [`crate::worker`].
+    pub invitation_attempted_at: Option<OffsetDateTime>,
     /// Graph's `request-id` of the last call, for Microsoft support cases.
     pub graph_request_id: Option<String>,
     pub created_at: OffsetDateTime,

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::domain::EmailAddress;
+
 use super::{
     GraphConfigError, GraphError, GraphSettings, Invitation, Invited, Membership, TokenCache,
     error_chain, token,
@@ -130,6 +132,46 @@ impl GraphClient {
         }
     }
 
+    /// Looks for an existing user with this e-mail address, the way Microsoft documents
+    /// for "determine if a user was already invited"
+    /// (<https://learn.microsoft.com/entra/external-id/customize-invitation-api>):
+    /// `GET /users?$filter=userPrincipalName eq '…' or mail eq '…' or proxyAddresses/any(…)
+    /// or otherMails/any(…)&$select=id`. Needs `User.Read.All`; without it Graph answers 403
+    /// (a [`GraphError::Permanent`]).
+    #[tracing::instrument(name = "graph_find_user", skip_all, fields(domain = %email.domain()))]
+    pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<String>, GraphError> {
+        let mut url = self.url(&["users"]);
+        url.query_pairs_mut()
+            .append_pair("$filter", &user_filter(email))
+            .append_pair("$select", "id")
+            .append_pair("$top", "1");
+        // A read is safe to repeat: one 5xx answer is retried at once (not a timeout, which
+        // has already spent the call's time budget).
+        let answer = match self
+            .call("find_user", reqwest::Method::GET, url.clone(), None::<&()>)
+            .await
+        {
+            Err(GraphError::Transient {
+                status: Some(_), ..
+            }) => {
+                self.call("find_user", reqwest::Method::GET, url, None::<&()>)
+                    .await?
+            }
+            answer => answer?,
+        };
+        match serde_json::from_slice::<UserList>(&answer.body) {
+            Ok(list) => Ok(list
+                .value
+                .into_iter()
+                .map(|user| user.id)
+                .find(|id| !id.is_empty())),
+            Err(_) => Err(GraphError::UnexpectedResponse {
+                status: answer.status,
+                request_id: answer.request_id,
+            }),
+        }
+    }
+
     /// `{base}/{segments…}`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> Url {
         let mut url = self.inner.base_url.clone();
@@ -154,19 +196,32 @@ impl GraphClient {
         url: Url,
         body: &impl Serialize,
     ) -> Result<Answer, GraphError> {
+        self.call(operation, reqwest::Method::POST, url, Some(body))
+            .await
+    }
+
+    /// [`Self::post`]'s rules for any method; `body`, when given, is sent as JSON.
+    async fn call(
+        &self,
+        operation: &'static str,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&impl Serialize>,
+    ) -> Result<Answer, GraphError> {
         let mut throttle_retries = 0;
         let mut token_renewed = false;
         loop {
             let token = self.inner.tokens.token().await?;
             let started = Instant::now();
-            let sent = self
+            let mut request = self
                 .inner
                 .http
-                .post(url.clone())
-                .bearer_auth(token.secret())
-                .json(body)
-                .send()
-                .await;
+                .request(method.clone(), url.clone())
+                .bearer_auth(token.secret());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = request.send().await;
             let response = match sent {
                 Ok(response) => response,
                 Err(error) => {
@@ -229,6 +284,7 @@ impl GraphClient {
                         || throttle_retries == MAX_THROTTLE_RETRIES
                     {
                         return Err(GraphError::Throttled {
+                            status,
                             retry_after: wait,
                             request_id,
                         });
@@ -251,6 +307,15 @@ impl GraphClient {
             }
         }
     }
+}
+
+/// The OData filter for [`GraphClient::find_user`]. A local part may hold `'` (DESIGN's
+/// address rules allow it), which OData strings escape by doubling.
+fn user_filter(email: &EmailAddress) -> String {
+    let e = email.as_str().replace('\'', "''");
+    format!(
+        "userPrincipalName eq '{e}' or mail eq '{e}' or proxyAddresses/any(x:x eq 'SMTP:{e}') or otherMails/any(x:x eq '{e}')"
+    )
 }
 
 fn http_client(settings: &GraphSettings) -> Result<reqwest::Client, GraphConfigError> {
@@ -358,6 +423,12 @@ struct InvitationResponse {
 #[derive(Deserialize)]
 struct InvitedUser {
     id: String,
+}
+
+/// `GET /users` answers `{"value": [{"id": …}, …]}`.
+#[derive(Deserialize)]
+struct UserList {
+    value: Vec<InvitedUser>,
 }
 
 #[derive(Serialize)]

@@ -81,8 +81,10 @@ pub enum Membership {
 pub enum GraphError {
     /// 429 or 503 with a `Retry-After` longer than the inline limit (or still throttled
     /// after the inline retries): fail the invocation; the host retries later.
-    #[error("Graph is throttling; retry after {retry_after:?}")]
+    #[error("Graph is throttling ({status}); retry after {retry_after:?}")]
     Throttled {
+        /// 429, or 503 (which may also come from a gateway after the call took effect).
+        status: u16,
         retry_after: Duration,
         request_id: Option<String>,
     },

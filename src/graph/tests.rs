@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use url::Url;
 use wiremock::{
     Match, Mock, MockServer, Request, ResponseTemplate,
-    matchers::{body_json, header, method, path},
+    matchers::{body_json, header, method, path, query_param},
 };
 
 use super::{
@@ -203,6 +203,114 @@ async fn invite_with_an_undocumented_success_body_is_a_retryable_error() {
         GraphError::UnexpectedResponse { status: 201, .. }
     ));
     assert!(error.is_transient());
+}
+
+// ---------------------------------------------------------------- looking for a guest
+
+#[tokio::test]
+async fn find_user_asks_with_microsoft_s_documented_filter_and_reads_the_id() {
+    // Arrange: an apostrophe in the local part must be doubled inside the OData string.
+    let server = graph_server().await;
+    let email = EmailAddress::parse("o'brien@fabrikam.example").expect("valid");
+    let e = "o''brien@fabrikam.example";
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .and(header("authorization", "Bearer token-1"))
+        .and(query_param(
+            "$filter",
+            format!(
+                "userPrincipalName eq '{e}' or mail eq '{e}' or proxyAddresses/any(x:x eq 'SMTP:{e}') or otherMails/any(x:x eq '{e}')"
+            ),
+        ))
+        .and(query_param("$select", "id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(id)",
+            "value": [{ "id": "guest-7" }]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    // Act
+    let found = client(&settings(&server)).find_user(&email).await;
+
+    // Assert
+    assert_eq!(found.expect("found"), Some("guest-7".into()));
+}
+
+#[tokio::test]
+async fn find_user_answers_none_refused_or_retryable_by_graph_status() {
+    let cases = [
+        (
+            "an empty list: no such user",
+            ResponseTemplate::new(200).set_body_json(json!({ "value": [] })),
+            "none",
+        ),
+        (
+            "403 without User.Read.All is permanent",
+            graph_error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ),
+            "permanent",
+        ),
+        (
+            "a 200 that is not a list is retryable",
+            ResponseTemplate::new(200).set_body_string("<html>"),
+            "transient",
+        ),
+        (
+            "502 twice is retryable",
+            ResponseTemplate::new(502),
+            "transient",
+        ),
+    ];
+    for (description, answer, expected) in cases {
+        let server = graph_server().await;
+        Mock::given(method("GET"))
+            .and(path("/v1.0/users"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let email = EmailAddress::parse("ada@fabrikam.example").expect("valid");
+
+        let outcome = client(&settings(&server)).find_user(&email).await;
+
+        let got = match &outcome {
+            Ok(None) => "none",
+            Ok(Some(_)) => "found",
+            Err(GraphError::Permanent { code, .. }) if code == "Authorization_RequestDenied" => {
+                "permanent"
+            }
+            Err(error) if error.is_transient() => "transient",
+            Err(_) => "other",
+        };
+        assert_eq!(got, expected, "{description}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn find_user_tries_a_5xx_lookup_once_more_at_once() {
+    let server = graph_server().await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "value": [] })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let email = EmailAddress::parse("ada@fabrikam.example").expect("valid");
+
+    let found = client(&settings(&server)).find_user(&email).await;
+
+    assert_eq!(found.expect("answered the second time"), None);
 }
 
 // ---------------------------------------------------------------- group members
@@ -428,7 +536,7 @@ async fn a_long_retry_after_fails_at_once_so_the_host_retries_later() {
         assert!(
             matches!(
                 &error,
-                GraphError::Throttled { retry_after, request_id }
+                GraphError::Throttled { retry_after, request_id, .. }
                     if *retry_after == Duration::from_secs(120)
                         && request_id.as_deref() == Some("req-throttled")
             ),

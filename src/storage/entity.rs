@@ -63,6 +63,8 @@ pub(super) struct RequestEntity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_attempted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_request_id: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -104,6 +106,7 @@ impl RequestEntity {
             reason: request.reason.clone(),
             attempts: request.attempts,
             invited_user_id: request.invited_user_id.clone(),
+            invitation_attempted_at: request.invitation_attempted_at.map(format_time),
             graph_request_id: request.graph_request_id.clone(),
             created_at: format_time(request.created_at),
             updated_at: format_time(request.updated_at),
@@ -126,6 +129,10 @@ impl RequestEntity {
             ("DecidedAt", self.decided_at.is_some()),
             ("DecideBy", self.decide_by.is_some()),
             ("NotifiedAt", self.notified_at.is_some()),
+            (
+                "InvitationAttemptedAt",
+                self.invitation_attempted_at.is_some(),
+            ),
         ];
         self.date_types = present
             .into_iter()
@@ -159,6 +166,10 @@ impl RequestEntity {
             reason: self.reason,
             attempts: self.attempts,
             invited_user_id: self.invited_user_id,
+            invitation_attempted_at: optional_time_of(
+                "InvitationAttemptedAt",
+                self.invitation_attempted_at.as_deref(),
+            )?,
             graph_request_id: self.graph_request_id,
             decided_by: self.decided_by,
             decided_at: optional_time_of("DecidedAt", self.decided_at.as_deref())?,

@@ -147,7 +147,20 @@ async fn graph_5xx_fails_the_invocation_then_the_retry_succeeds() {
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Queued);
     assert!(row.reason.unwrap().contains("will retry"));
+    assert!(
+        row.invitation_attempted_at.is_some(),
+        "a 500 may have invited"
+    );
 
+    // The host's retry comes after its visibility timeout; the worker looks for the guest
+    // before inviting again, and finds none.
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": []})))
+        .expect(1)
+        .mount(&graph)
+        .await;
+    app.time.advance(time::Duration::seconds(31));
     assert_eq!(app.deliver(&id, "contoso.com", 2).await, 200);
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!((row.status, row.attempts), (RequestStatus::Invited, 2));

@@ -8,7 +8,7 @@ use std::sync::{
 use async_trait::async_trait;
 use b2b_signup::{
     clock::Clock,
-    domain::{EmailDomain, RequestId, RequestStatus},
+    domain::{EmailAddress, EmailDomain, RequestId, RequestStatus},
     graph::{Invitation, Invited},
     policy::Policy,
     storage::{InviteMessage, RequestStore},
@@ -183,13 +183,16 @@ async fn a_poisoned_message_fails_the_unfinished_request_with_the_last_reason() 
     );
 }
 
-/// A scripted Graph: answers from a list, counts calls.
+/// A scripted Graph: answers from a list, counts calls. Without a scripted answer a lookup
+/// finds the guest once any invitation was called (as Graph would after a lost answer).
 #[derive(Default)]
 struct ScriptedDirectory {
     invites: AtomicUsize,
+    lookups: AtomicUsize,
     adds: Mutex<Vec<String>>,
     invite_answers: Mutex<Vec<Result<Invited, DirectoryError>>>,
     add_answers: Mutex<Vec<Result<(), DirectoryError>>>,
+    lookup_answers: Mutex<Vec<Lookup>>,
     slow: Option<std::time::Duration>,
 }
 
@@ -217,6 +220,18 @@ impl Directory for ScriptedDirectory {
         let mut answers = self.add_answers.lock().unwrap();
         if answers.is_empty() {
             Ok(())
+        } else {
+            answers.remove(0)
+        }
+    }
+
+    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<String>, DirectoryError> {
+        assert_eq!(email.as_str(), "ada@contoso.com");
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let mut answers = self.lookup_answers.lock().unwrap();
+        if answers.is_empty() {
+            let invited = self.invites.load(Ordering::SeqCst) > 0;
+            Ok(invited.then(|| "guest-1".to_owned()))
         } else {
             answers.remove(0)
         }
@@ -569,4 +584,230 @@ async fn a_poison_message_for_a_stale_lease_leaves_it_to_reconcile_until_attempt
     assert_eq!(row.status, RequestStatus::Failed);
     assert!(row.reason.unwrap().starts_with("poisoned after 5 attempts"));
     assert_eq!(directory.invites.load(Ordering::SeqCst), 0);
+}
+
+// ---------------------------------------------------------------- one e-mail per request
+
+type Lookup = Result<Option<String>, DirectoryError>;
+
+/// A scripted Graph whose first invitations and lookups answer as given.
+fn scripted(
+    invites: Vec<Result<Invited, DirectoryError>>,
+    lookups: Vec<Lookup>,
+) -> Arc<ScriptedDirectory> {
+    Arc::new(ScriptedDirectory {
+        invite_answers: Mutex::new(invites),
+        lookup_answers: Mutex::new(lookups),
+        ..Default::default()
+    })
+}
+
+fn transient(reason: &str) -> DirectoryError {
+    DirectoryError::Transient {
+        reason: reason.into(),
+    }
+}
+
+/// Delivers once more after the settle time, as the host's retry would.
+async fn redeliver_after_settle(app: &TestApp, worker: &Worker, message: &str) -> Step {
+    app.time
+        .advance(worker.settle() + time::Duration::seconds(1));
+    worker.deliver(&delivery(message, 2)).await
+}
+
+#[tokio::test]
+async fn a_lost_invitation_answer_is_found_in_the_directory_not_sent_again() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    // Graph invited, and the answer never came back.
+    let directory = scripted(vec![Err(transient("Graph call timed out"))], vec![]);
+    let worker = worker(&app, directory.clone());
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Retry(_)
+    ));
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Queued);
+    assert!(
+        row.invitation_attempted_at.is_some(),
+        "the doubt is recorded"
+    );
+
+    // A retry at once first waits out the settle time (so directory replication has
+    // caught up) instead of looking too early or spending a delivery.
+    let worker = Worker {
+        lease: time::Duration::seconds(4),
+        ..worker
+    };
+    let started = std::time::Instant::now();
+    let step = worker.deliver(&delivery(&message, 2)).await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(step, Step::Done("request Invited".into()));
+    assert_eq!(
+        directory.invites.load(Ordering::SeqCst),
+        1,
+        "no second invitation"
+    );
+    assert_eq!(directory.lookups.load(Ordering::SeqCst), 1);
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Invited);
+    assert_eq!(row.invited_user_id.as_deref(), Some("guest-1"));
+    assert_eq!(row.invitation_attempted_at, None);
+    assert!(row.reason.unwrap().contains("not invited again"));
+    assert_eq!(*directory.adds.lock().unwrap(), [GROUP_A, GROUP_B]);
+}
+
+#[tokio::test]
+async fn an_invitation_that_never_arrived_is_sent_after_the_lookup_finds_no_guest() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = scripted(vec![Err(transient("Graph 502"))], vec![Ok(None)]);
+    let worker = worker(&app, directory.clone());
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Retry(_)
+    ));
+    assert_eq!(
+        redeliver_after_settle(&app, &worker, &message).await,
+        Step::Done("request Invited".into())
+    );
+
+    assert_eq!(directory.lookups.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        directory.invites.load(Ordering::SeqCst),
+        2,
+        "sent, since the first never arrived"
+    );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Invited);
+    assert_eq!(row.reason, None);
+}
+
+#[tokio::test]
+async fn a_handler_killed_before_saving_the_guest_is_resumed_by_a_lookup() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = Arc::new(ScriptedDirectory::default());
+    let worker = worker(&app, directory.clone());
+    // A delivery took the lease, called Graph (which invited) and died before saving.
+    let domain = EmailDomain::parse("contoso.com").unwrap();
+    let rid = RequestId::parse(&id).unwrap();
+    let row = app.store.get(&domain, &rid).await.unwrap().unwrap();
+    let mut leased = row.value.clone();
+    leased.status = RequestStatus::Inviting;
+    leased.invitation_attempted_at = Some(app.time.now());
+    app.store.replace(&leased, &row.etag).await.unwrap();
+    directory.invites.fetch_add(1, Ordering::SeqCst);
+
+    app.time.advance(DEFAULT_LEASE + time::Duration::seconds(1));
+    assert_eq!(
+        worker.deliver(&delivery(&message, 2)).await,
+        Step::Done("request Invited".into())
+    );
+
+    assert_eq!(
+        directory.invites.load(Ordering::SeqCst),
+        1,
+        "the dead delivery's invitation only"
+    );
+    assert_eq!(directory.lookups.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        app.row("contoso.com", &id)
+            .await
+            .unwrap()
+            .invited_user_id
+            .as_deref(),
+        Some("guest-1")
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_known_not_to_have_invited_so_no_lookup_follows() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = scripted(
+        vec![Err(DirectoryError::Deferred {
+            reason: "Graph is throttling; retry after 30s".into(),
+        })],
+        vec![],
+    );
+    let worker = worker(&app, directory.clone());
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Retry(_)
+    ));
+    assert_eq!(
+        app.row("contoso.com", &id)
+            .await
+            .unwrap()
+            .invitation_attempted_at,
+        None
+    );
+    assert_eq!(
+        worker.deliver(&delivery(&message, 2)).await,
+        Step::Done("request Invited".into()),
+        "no settle wait: there is no doubt"
+    );
+    assert_eq!(directory.lookups.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn without_permission_to_look_the_worker_invites_again() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = scripted(
+        vec![Err(transient("Graph call timed out"))],
+        vec![Err(DirectoryError::Permanent {
+            code: "Authorization_RequestDenied".into(),
+            request_id: None,
+        })],
+    );
+    let worker = worker(&app, directory.clone());
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Retry(_)
+    ));
+    assert_eq!(
+        redeliver_after_settle(&app, &worker, &message).await,
+        Step::Done("request Invited".into())
+    );
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        app.row("contoso.com", &id).await.unwrap().status,
+        RequestStatus::Invited
+    );
+}
+
+#[tokio::test]
+async fn a_failed_lookup_hands_the_row_back_with_the_doubt_kept() {
+    let app = spawn_app().await;
+    let (id, message) = sales_sign_up(&app).await;
+    let directory = scripted(
+        vec![Err(transient("Graph call timed out"))],
+        vec![Err(transient("Graph 500"))],
+    );
+    let worker = worker(&app, directory.clone());
+
+    assert!(matches!(
+        worker.deliver(&delivery(&message, 1)).await,
+        Step::Retry(_)
+    ));
+    let step = redeliver_after_settle(&app, &worker, &message).await;
+    assert!(
+        matches!(&step, Step::Retry(r) if r.contains("looking for the guest")),
+        "{step:?}"
+    );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Queued);
+    assert!(row.invitation_attempted_at.is_some());
+
+    assert_eq!(
+        redeliver_after_settle(&app, &worker, &message).await,
+        Step::Done("request Invited".into())
+    );
+    assert_eq!(directory.invites.load(Ordering::SeqCst), 1);
 }

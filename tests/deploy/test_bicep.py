@@ -27,7 +27,7 @@ BUILT_IN_ROLES = {
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
-GRAPH_PERMISSIONS = ["User.Invite.All", "GroupMember.ReadWrite.All"]
+GRAPH_PERMISSIONS = ["User.Invite.All", "GroupMember.ReadWrite.All", "User.Read.All"]
 GUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 # App setting names that would carry a credential, or switch the app to a client secret
 # credential (src/graph/settings.rs reads AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET).

@@ -25,7 +25,9 @@ ROLES = {
     "User.Invite.All": "aaaaaaaa-0000-0000-0000-000000000001",
     "GroupMember.ReadWrite.All": "aaaaaaaa-0000-0000-0000-000000000002",
     "Directory.ReadWrite.All": "aaaaaaaa-0000-0000-0000-000000000003",
+    "User.Read.All": "aaaaaaaa-0000-0000-0000-000000000004",
 }
+WANTED = ["User.Invite.All", "GroupMember.ReadWrite.All", "User.Read.All"]
 
 FAKE_AZ = textwrap.dedent(
     """\
@@ -87,18 +89,18 @@ def posts(state: dict) -> list[list[str]]:
     return [call for call in state["calls"] if call[:1] == ["rest"] and "post" in call]
 
 
-def test_it_grants_exactly_the_two_permissions(fake_az):
+def test_it_grants_exactly_the_three_permissions(fake_az):
     result, state = fake_az(PRINCIPAL)
     assert result.returncode == 0, result.stderr
-    assert sorted(state["granted"]) == sorted([ROLES["User.Invite.All"], ROLES["GroupMember.ReadWrite.All"]])
-    assert len(posts(state)) == 2
+    assert sorted(state["granted"]) == sorted(ROLES[p] for p in WANTED)
+    assert len(posts(state)) == 3
 
 
 def test_it_is_idempotent(fake_az):
     result, state = fake_az(PRINCIPAL, granted=[ROLES["User.Invite.All"]])
     assert result.returncode == 0, result.stderr
-    assert len(posts(state)) == 1
-    assert sorted(state["granted"]) == sorted([ROLES["User.Invite.All"], ROLES["GroupMember.ReadWrite.All"]])
+    assert len(posts(state)) == 2
+    assert sorted(state["granted"]) == sorted(ROLES[p] for p in WANTED)
 
 
 def test_check_changes_nothing_and_fails_while_a_permission_is_missing(fake_az):
@@ -107,7 +109,7 @@ def test_check_changes_nothing_and_fails_while_a_permission_is_missing(fake_az):
     assert "GroupMember.ReadWrite.All" in result.stderr and "MISSING" in result.stderr
     assert posts(state) == []
 
-    result, _ = fake_az(PRINCIPAL, "--check", granted=[ROLES["User.Invite.All"], ROLES["GroupMember.ReadWrite.All"]])
+    result, _ = fake_az(PRINCIPAL, "--check", granted=[ROLES[p] for p in WANTED])
     assert result.returncode == 0, result.stderr
 
 

@@ -9,6 +9,10 @@
 //! - lost answers: the invitation IS accepted and recorded, then the answer hangs past the
 //!   timeout (what a dropped connection after Graph's commit looks like to the caller);
 //! - slow answers: a correct answer after `slow` (below the timeout).
+//!
+//! `GET /users?$filter=…` (the worker's lookup after an unanswered invitation) finds a guest
+//! once an invitation for the address was accepted, and suffers the same faults except lost
+//! answers (a lookup changes nothing).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -36,6 +40,9 @@ pub struct GraphFaults {
 pub struct GraphCounts {
     pub token: u64,
     pub invitation_calls: u64,
+    pub lookup_calls: u64,
+    /// Lookups answered with a guest (an earlier invitation had gone through).
+    pub lookups_found: u64,
     pub member_calls: u64,
     pub answered_5xx: u64,
     pub answered_429: u64,
@@ -87,13 +94,22 @@ impl MockGraph {
         }));
         let started = Instant::now();
         let st = state.clone();
-        let routes = warp::post()
+        let posts = warp::post()
             .and(warp::path::full())
             .and(warp::body::bytes())
             .then(move |path: warp::path::FullPath, body: Bytes| {
                 let state = st.clone();
                 async move { answer(&state, faults, started, path.as_str(), &body).await }
             });
+        let st = state.clone();
+        let lookups = warp::get()
+            .and(warp::path!("v1.0" / "users"))
+            .and(warp::query::<BTreeMap<String, String>>())
+            .then(move |query: BTreeMap<String, String>| {
+                let state = st.clone();
+                async move { find_user(&state, faults, started, &query).await }
+            });
+        let routes = lookups.or(posts);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -167,82 +183,10 @@ async fn answer(
         } else {
             s.counts.member_calls += 1;
         }
-        let in_burst = (started.elapsed().as_millis() % faults.burst_every.as_millis())
-            < faults.burst_for.as_millis();
-        if in_burst {
-            s.counts.answered_429 += 1;
-            let r = s.roll();
-            Plan::TooMany(if r < 0.4 {
-                "0.5"
-            } else if r < 0.8 {
-                "1"
-            } else {
-                "8"
-            })
-        } else {
-            let r = s.roll();
-            let mut edge = faults.p_5xx;
-            if r < edge {
-                s.counts.answered_5xx += 1;
-                let r = s.roll();
-                Plan::Status(if r < 0.4 {
-                    500
-                } else if r < 0.7 {
-                    502
-                } else {
-                    503
-                })
-            } else if r < {
-                edge += faults.p_timeout;
-                edge
-            } {
-                s.counts.timeouts += 1;
-                Plan::Hang
-            } else if invitation
-                && r < {
-                    edge += faults.p_lost_answer;
-                    edge
-                }
-            {
-                s.counts.lost_answers += 1;
-                Plan::LoseAnswer
-            } else if r < {
-                edge += faults.p_slow;
-                edge
-            } {
-                s.counts.slow += 1;
-                Plan::Slow
-            } else {
-                Plan::Ok
-            }
-        }
+        roll_plan(&mut s, faults, started, invitation)
     };
-    match plan {
-        Plan::Status(status) => {
-            return json(
-                status,
-                serde_json::json!({"error": {"code": "ServiceUnavailable", "message": "injected"}}),
-            );
-        }
-        Plan::TooMany(retry_after) => {
-            let mut response = json(
-                429,
-                serde_json::json!({"error": {"code": "TooManyRequests", "message": "injected"}}),
-            );
-            response
-                .headers_mut()
-                .insert("retry-after", retry_after.parse().unwrap());
-            return response;
-        }
-        Plan::Hang => {
-            tokio::time::sleep(faults.hang).await;
-            return json(
-                504,
-                serde_json::json!({"error": {"code": "GatewayTimeout"}}),
-            );
-        }
-        Plan::Slow => tokio::time::sleep(faults.slow).await,
-        Plan::Ok | Plan::LoseAnswer => {}
+    if let Some(response) = fault_response(&plan, faults).await {
+        return response;
     }
     if member {
         return Response::builder().status(204).body(Vec::new()).unwrap();
@@ -269,4 +213,123 @@ async fn answer(
             "invitedUser": {"id": guest_id(&email)}
         }),
     )
+}
+
+/// `GET /users?$filter=… mail eq '{address}' …`: the guest, once invited.
+async fn find_user(
+    state: &Mutex<State>,
+    faults: GraphFaults,
+    started: Instant,
+    query: &BTreeMap<String, String>,
+) -> Response<Vec<u8>> {
+    let email = query
+        .get("$filter")
+        .and_then(|f| f.split("mail eq '").nth(1))
+        .and_then(|rest| rest.split('\'').next())
+        .map(str::to_lowercase)
+        .unwrap_or_default();
+    let plan = {
+        let mut s = state.lock().unwrap();
+        s.counts.lookup_calls += 1;
+        roll_plan(&mut s, faults, started, false)
+    };
+    if let Some(response) = fault_response(&plan, faults).await {
+        return response;
+    }
+    let found = state.lock().unwrap().invitations.contains_key(&email);
+    if found {
+        state.lock().unwrap().counts.lookups_found += 1;
+        json(
+            200,
+            serde_json::json!({"value": [{"id": guest_id(&email)}]}),
+        )
+    } else {
+        json(200, serde_json::json!({"value": []}))
+    }
+}
+
+/// Draws this call's fault (and counts it); `LoseAnswer` only for invitations.
+fn roll_plan(s: &mut State, faults: GraphFaults, started: Instant, invitation: bool) -> Plan {
+    let in_burst = (started.elapsed().as_millis() % faults.burst_every.as_millis())
+        < faults.burst_for.as_millis();
+    if in_burst {
+        s.counts.answered_429 += 1;
+        let r = s.roll();
+        Plan::TooMany(if r < 0.4 {
+            "0.5"
+        } else if r < 0.8 {
+            "1"
+        } else {
+            "8"
+        })
+    } else {
+        let r = s.roll();
+        let mut edge = faults.p_5xx;
+        if r < edge {
+            s.counts.answered_5xx += 1;
+            let r = s.roll();
+            Plan::Status(if r < 0.4 {
+                500
+            } else if r < 0.7 {
+                502
+            } else {
+                503
+            })
+        } else if r < {
+            edge += faults.p_timeout;
+            edge
+        } {
+            s.counts.timeouts += 1;
+            Plan::Hang
+        } else if invitation
+            && r < {
+                edge += faults.p_lost_answer;
+                edge
+            }
+        {
+            s.counts.lost_answers += 1;
+            Plan::LoseAnswer
+        } else if r < {
+            edge += faults.p_slow;
+            edge
+        } {
+            s.counts.slow += 1;
+            Plan::Slow
+        } else {
+            Plan::Ok
+        }
+    }
+}
+
+/// The answer a fault gives instead of the real one (`None`: answer for real, after the
+/// slow wait if any).
+async fn fault_response(plan: &Plan, faults: GraphFaults) -> Option<Response<Vec<u8>>> {
+    match plan {
+        Plan::Status(status) => Some(json(
+            *status,
+            serde_json::json!({"error": {"code": "ServiceUnavailable", "message": "injected"}}),
+        )),
+        Plan::TooMany(retry_after) => {
+            let mut response = json(
+                429,
+                serde_json::json!({"error": {"code": "TooManyRequests", "message": "injected"}}),
+            );
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after.parse().unwrap());
+            Some(response)
+        }
+        Plan::Hang => {
+            tokio::time::sleep(faults.hang).await;
+            Some(json(
+                504,
+                serde_json::json!({"error": {"code": "GatewayTimeout"}}),
+            ))
+        }
+        Plan::Slow => {
+            tokio::time::sleep(faults.slow).await;
+            None
+        }
+        Plan::Ok | Plan::LoseAnswer => None,
+    }
 }

@@ -544,17 +544,21 @@ async fn run(plan: Plan) {
                 && !matches!(r.status, RequestStatus::Invited | RequestStatus::Failed)
         })
         .count();
+    // Every accepted invitation is an e-mail to the partner: more than one is a duplicate,
+    // whatever the cause. The causes are listed to make a failure readable.
     let mut duplicated = Vec::new();
-    let mut duplicated_explained = 0;
     for (email, times) in &invitations {
         if times.len() > 1 {
             let (first, last) = (times[0], times[times.len() - 1]);
             let killed_between = kill_times.iter().any(|k| *k >= first && *k <= last);
-            if lost_answers.contains(email) || killed_between {
-                duplicated_explained += 1;
+            let cause = if lost_answers.contains(email) {
+                "after a lost answer"
+            } else if killed_between {
+                "after a handler kill"
             } else {
-                duplicated.push(format!("{email} ×{}", times.len()));
-            }
+                "no fault in between"
+            };
+            duplicated.push(format!("{email} ×{} ({cause})", times.len()));
         }
     }
     let mut failure_reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -584,8 +588,8 @@ async fn run(plan: Plan) {
          | Invited / Failed | {invited} / {failed_n} |\n\
          | Failed with an invitation sent | {failed_inv} |\n\
          | Invited without any invitation at Graph | {no_inv} |\n\
-         | **duplicated** (>1 invitation per address), unexplained | **{dups}** |\n\
-         | duplicated after a lost answer or a handler kill in between | {duplicated_explained} |\n\
+         | **duplicated** (>1 invitation e-mail per address) | **{dups}** |\n\
+         | lookups after an unanswered invitation: calls / guest found | {lookups} / {found} |\n\
          | burst length / time to drain after it | {burst:.1?} / {drain} |\n\
          | whole run | {total:.1?} |\n\n\
          Failure reasons: {failure_reasons:?}\n",
@@ -621,6 +625,8 @@ async fn run(plan: Plan) {
         failed_inv = failed_with_invitation,
         no_inv = invited_without_invitation.len(),
         dups = duplicated.len(),
+        lookups = counts.lookup_calls,
+        found = counts.lookups_found,
         drain = drained_in.map_or_else(|| "did not drain".into(), |d| format!("{d:.1?}")),
         total = started.elapsed(),
     );

@@ -217,7 +217,17 @@ async fn a_request_graph_keeps_failing_ends_failed_poisoned_after_max_dequeue_co
         .expect(3) // TEST_HOST_JSON: maxDequeueCount 3
         .mount(&graph)
         .await;
-    let portal = portal(&azurite, TEST_HOST_JSON, live_settings(&graph)).await;
+    // A 500 may have invited: each retry first looks for the guest (none here).
+    Mock::given(method("GET"))
+        .and(path("/v1.0/users"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"value": []})))
+        .expect(2)
+        .mount(&graph)
+        .await;
+    let mut settings = live_settings(&graph);
+    // An 8 s lease: a retry waits 2 s (a quarter) after an unanswered invitation.
+    settings["SIGNUP_STALE_AFTER_SECONDS"] = json!("8");
+    let portal = portal(&azurite, TEST_HOST_JSON, settings).await;
 
     let id = portal.sign_up("ada@contoso.com").await;
 
