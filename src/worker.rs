@@ -393,8 +393,9 @@ impl Worker {
             }
         };
 
+        let guest_was_saved = row.value.invited_user_id.is_some();
         let mut note = None;
-        if row.value.invited_user_id.is_none() && earlier.is_some() {
+        if !guest_was_saved && earlier.is_some() {
             match directory.find_guest(&row.value.email).await {
                 Ok(Some(user_id)) => {
                     tracing::warn!(
@@ -442,7 +443,7 @@ impl Worker {
         let Some(user_id) = row.value.invited_user_id.clone() else {
             return Ok(Step::Retry("no guest id after the invitation".into()));
         };
-        if !option.groups.is_empty() {
+        if !guest_was_saved && !option.groups.is_empty() {
             // Save the guest before the group adds, so a retry does not invite again.
             row.value.updated_at = self.clock.now();
             row.etag = match self.store.replace(&row.value, &row.etag).await {
