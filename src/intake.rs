@@ -1,17 +1,20 @@
 //! Where a sign-up goes: policy, the one-request-per-address claim, the row, the queue.
 //!
 //! The order of writes is what makes intake safe to crash and to repeat:
-//! 1. the address claim (`SignupAddresses`, ETag-guarded) decides which request an address
-//!    has, so two concurrent sign-ups for one address start one request;
-//! 2. the row is written as `Accepted` (or `PendingApproval`) before anything is sent;
-//! 3. the queue message `{"v":1,"requestId","domain"}` is sent;
-//! 4. the row becomes `Queued`, guarded by the ETag from step 2 so a worker that already
+//! 1. one entity-group transaction in the domain's partition of `SignupRequests` writes the
+//!    row, as `Accepted` (or `PendingApproval`), and the address claim (inserted, or an
+//!    ETag-guarded replacement of a finished request's claim) together or not at all, so two
+//!    concurrent sign-ups for one address start one request and a claim always has its row;
+//! 2. the queue message `{"v":1,"requestId","domain"}` is sent;
+//! 3. the row becomes `Queued`, guarded by the ETag from step 1 so a worker that already
 //!    moved it on is never overwritten.
 //!
-//! A crash between 2 and 3 leaves an `Accepted` row: a repeat sign-up resumes it, and so does
-//! the `Reconcile` timer ([`crate::reconcile`]). No 202 is ever answered without a stored row.
-//! Captcha, rate limits and the honeypot run before intake, at the HTTP edge
-//! ([`crate::functions::signup_http`]).
+//! A crash between 1 and 2 leaves an `Accepted` row: a repeat sign-up resumes it, and so does
+//! the `Reconcile` timer ([`crate::reconcile`]); if the transaction committed but its answer
+//! was lost and the SDK retried it, the retry's conflict leads to the claim of the request
+//! this call tried to create, and this call goes on with it. No 202 is ever answered
+//! without a stored row. Captcha, rate limits and the honeypot run before intake, at the
+//! HTTP edge ([`crate::functions::signup_http`]).
 
 use std::sync::Arc;
 
@@ -24,9 +27,6 @@ use crate::{
     storage::{AddressClaim, ETag, StoreError, Versioned},
 };
 
-/// A claim whose request row does not exist yet is another sign-up in flight for this
-/// long; after that it is a leftover of a failed write and may be taken over.
-const CLAIM_IN_FLIGHT: Duration = Duration::seconds(30);
 /// An `Accepted` row older than this was never enqueued (crash or storage fault).
 const STUCK_ACCEPTED: Duration = Duration::seconds(30);
 /// Claim races lost in a row before answering "busy".
@@ -106,16 +106,21 @@ impl Intake {
             Action::Deny => return Err(Refusal::DomainNotAllowed.into()),
         };
 
-        // Most sign-ups are for a new address: claim it straight away (the insert fails with
-        // a conflict when a claim exists) instead of reading first, which saves a storage
-        // round trip per new address. A conflict costs one extra round trip and continues
-        // with the read-then-write loop below, which does not count it as an attempt.
+        // Most sign-ups are for a new address: write the claim and the row straight away
+        // (the transaction fails with a conflict when a claim exists) instead of reading
+        // first. A conflict costs one extra round trip and continues with the
+        // read-then-write loop below, which does not count it as an attempt.
+        let mut tried = None;
         for attempt in 0..=MAX_CLAIM_ATTEMPTS {
             let expected = match attempt {
                 0 => None,
                 _ => match self.requests.store.claim_of(&submission.email).await? {
                     None => None,
                     Some(claim) => match self.existing(&submission, claim).await? {
+                        // Our own earlier attempt committed although it reported a failure.
+                        Existing::Live(request) if Some(request.value.id) == tried => {
+                            return self.created(*request).await;
+                        }
                         Existing::Live(request) => return self.repeat(*request).await,
                         Existing::Replaceable(etag) => Some(etag),
                     },
@@ -148,13 +153,28 @@ impl Intake {
                 request_id: request.id,
                 claimed_at: now,
             };
+            tried = Some(request.id);
             match self
                 .requests
                 .store
-                .put_claim(&request.email, &claim, expected.as_ref())
+                .create(&request, &claim, expected.as_ref())
                 .await
             {
-                Ok(_) => return self.create(request).await,
+                Ok(etag) => {
+                    tracing::info!(
+                        request_id = %request.id,
+                        domain = %request.email.domain(),
+                        status = %request.status,
+                        access = %request.access,
+                        "sign-up stored"
+                    );
+                    return self
+                        .created(Versioned {
+                            value: request,
+                            etag,
+                        })
+                        .await;
+                }
                 Err(StoreError::Conflict) => continue, // another sign-up won; look again
                 Err(e) => return Err(e.into()),
             }
@@ -179,26 +199,15 @@ impl Intake {
                 Ok(Existing::Live(Box::new(request)))
             }
             Some(_) => Ok(Existing::Replaceable(claim.etag)),
-            None if self.requests.clock.now() - claim.value.claimed_at < CLAIM_IN_FLIGHT => {
-                Err(IntakeError::Busy)
-            }
+            // Claim and row are written together, so a claim without its row is a leftover
+            // (a row deleted by hand, or a claim from before they were written together).
             None => Ok(Existing::Replaceable(claim.etag)),
         }
     }
 
-    async fn create(&self, request: SignupRequest) -> Result<Receipt, IntakeError> {
-        let etag = self.requests.store.insert(&request).await?;
-        tracing::info!(
-            request_id = %request.id,
-            domain = %request.email.domain(),
-            status = %request.status,
-            access = %request.access,
-            "sign-up stored"
-        );
-        let row = Versioned {
-            value: request.clone(),
-            etag,
-        };
+    /// After the row and claim are stored: enqueue, or notify administrators.
+    async fn created(&self, row: Versioned<SignupRequest>) -> Result<Receipt, IntakeError> {
+        let request = row.value.clone();
         match request.status {
             RequestStatus::Accepted => self.requests.enqueue(row).await?,
             RequestStatus::PendingApproval => {
