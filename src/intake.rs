@@ -1,20 +1,37 @@
 //! Where a sign-up goes: policy, the one-request-per-address claim, the row, the queue.
 //!
-//! The order of writes is what makes intake safe to crash and to repeat:
+//! A new sign-up is two storage round trips, in an order that is safe to crash and to repeat:
 //! 1. one entity-group transaction in the domain's partition of `SignupRequests` writes the
 //!    row, as `Accepted` (or `PendingApproval`), and the address claim (inserted, or an
 //!    ETag-guarded replacement of a finished request's claim) together or not at all, so two
 //!    concurrent sign-ups for one address start one request and a claim always has its row;
-//! 2. the queue message `{"v":1,"requestId","domain"}` is sent;
-//! 3. the row becomes `Queued`, guarded by the ETag from step 1 so a worker that already
-//!    moved it on is never overwritten.
+//! 2. for `Accepted`, the queue message `{"v":1,"requestId","domain"}` is sent; the row
+//!    stays `Accepted` ("stored, its message sent once, no worker has taken it yet") until
+//!    a worker moves it on with an ETag-guarded update. Recovery (a repeat sign-up, the
+//!    `Reconcile` timer) sends an old `Accepted` row again and marks it `Queued`, so it
+//!    sends one extra message at most before the 30-minute "lost `Queued`" rule.
 //!
-//! A crash between 1 and 2 leaves an `Accepted` row: a repeat sign-up resumes it, and so does
-//! the `Reconcile` timer ([`crate::reconcile`]); if the transaction committed but its answer
-//! was lost and the SDK retried it, the retry's conflict leads to the claim of the request
-//! this call tried to create, and this call goes on with it. No 202 is ever answered
-//! without a stored row. Captcha, rate limits and the honeypot run before intake, at the
-//! HTTP edge ([`crate::functions::signup_http`]).
+//! What a crash (or a storage fault) at each point leads to; no 202 is ever answered
+//! without a stored row:
+//! - before or during step 1: nothing is stored (the transaction is atomic); the caller
+//!   gets no 202 and a new sign-up starts afresh;
+//! - after step 1 commits, before step 2 is done: an `Accepted` row without a message, and
+//!   no 202 (the caller sees an error or a dropped connection). When only the
+//!   transaction's answer was lost and the SDK retried it, the retry conflicts with what
+//!   the first try wrote: this call then reads the claim, finds the request it tried to
+//!   create and sends the message itself. Otherwise a repeat sign-up resends the row once
+//!   it is older than [`STUCK_ACCEPTED`] (30 s), and `Reconcile` once it is older than
+//!   [`crate::reconcile::STUCK_ACCEPTED`] (2 minutes; the timer runs every 5), both
+//!   marking it `Queued`;
+//! - a queue put whose answer was lost may be retried by the SDK: two messages, harmless;
+//! - after step 2, before the answer: the row is `Accepted` with its message; the worker
+//!   takes it; a repeat sign-up answers with its id;
+//! - a `PendingApproval` row sends nothing; its approval notification is spawned after the
+//!   write and retried by `Reconcile` when it fails.
+//!
+//! A message that is sent twice (recovery racing a slow worker) is harmless: the worker is
+//! driven by the row and every step is ETag-guarded. Captcha, rate limits and the honeypot
+//! run before intake, at the HTTP edge ([`crate::functions::signup_http`]).
 
 use std::sync::Arc;
 
@@ -24,10 +41,12 @@ use crate::{
     domain::{DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest},
     policy::{Action, Policy, Refusal},
     requests::Requests,
-    storage::{AddressClaim, ETag, StoreError, Versioned},
+    storage::{AddressClaim, ETag, InviteMessage, StoreError, Versioned},
 };
 
-/// An `Accepted` row older than this was never enqueued (crash or storage fault).
+/// An `Accepted` row older than this has probably lost its message (a crash or storage
+/// fault between the write and the send; a worker normally takes a row within seconds):
+/// a repeat sign-up sends it again.
 const STUCK_ACCEPTED: Duration = Duration::seconds(30);
 /// Claim races lost in a row before answering "busy".
 const MAX_CLAIM_ATTEMPTS: usize = 4;
@@ -205,11 +224,18 @@ impl Intake {
         }
     }
 
-    /// After the row and claim are stored: enqueue, or notify administrators.
+    /// After the row and claim are stored: send the message, or notify administrators.
     async fn created(&self, row: Versioned<SignupRequest>) -> Result<Receipt, IntakeError> {
         let request = row.value.clone();
         match request.status {
-            RequestStatus::Accepted => self.requests.enqueue(row).await?,
+            // The row stays `Accepted`: marking it `Queued` would be a third round trip, and
+            // recovery does not need it (see the module comment).
+            RequestStatus::Accepted => {
+                self.requests
+                    .queue
+                    .send(&InviteMessage::new(&request))
+                    .await?
+            }
             RequestStatus::PendingApproval => {
                 // The partner's answer does not wait for the webhook; Reconcile retries it.
                 let requests = self.requests.clone();

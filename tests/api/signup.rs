@@ -40,7 +40,8 @@ async fn an_invite_domain_sign_up_is_stored_enqueued_and_queued() {
     assert_eq!(row.access.as_str(), "sales-extranet");
     assert_eq!(row.company.unwrap().as_str(), "Contoso, \"Ltd\" ü");
     assert_eq!(row.justification.unwrap().as_str(), "Line one\nline two");
-    assert_eq!(row.status, RequestStatus::Queued);
+    // Stored and sent in two round trips: the row stays Accepted until a worker takes it.
+    assert_eq!(row.status, RequestStatus::Accepted);
     assert!(
         row.dry_run,
         "the test app runs in dry-run mode and says so on the row"
@@ -243,8 +244,8 @@ async fn concurrent_sign_ups_for_one_address_make_one_request() {
 async fn a_request_left_accepted_by_a_crash_is_resumed_by_a_repeat_sign_up() {
     let app = spawn_app().await;
     let (id, _) = app.sign_up("ada@contoso.com").await;
-    // Simulate a crash between the row write and the enqueue: the row is Accepted and the
-    // message never left.
+    // Intake leaves the row Accepted; pretend its message never left (a crash between the
+    // write and the send).
     app.set_status("contoso.com", &id, RequestStatus::Accepted)
         .await;
 

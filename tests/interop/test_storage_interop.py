@@ -195,7 +195,7 @@ def test_json_signup_is_stored_and_queued_in_formats_the_azure_sdks_read(
     assert row["Email"] == "Ada.Lovelace@contoso.com"  # local part kept, domain lower-cased
     assert row["DisplayName"] == "Ada Lovelace"
     assert row["Access"] == "sales-extranet"
-    assert row["Status"] == "Queued"
+    assert row["Status"] == "Accepted"  # until a worker takes it
     assert row["Company"] == 'Contoso, "Ltd" ü'
     created_at, updated_at = as_datetime(row["CreatedAt"]), as_datetime(row["UpdatedAt"])
     assert updated_at >= created_at
