@@ -335,6 +335,25 @@ impl RequestStore for AzureStorage {
             None => Ok(None),
         }
     }
+
+    async fn insert_claim(
+        &self,
+        email: &EmailAddress,
+        claim: &AddressClaim,
+    ) -> Result<bool, StoreError> {
+        self.tables().await?;
+        let inserted = self
+            .requests
+            .insert::<_, serde::de::IgnoredAny>(&ClaimEntity::new(email, claim)?)
+            .map_err(unavailable)?
+            .await
+            .map_err(write_error);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Lost races on one counter before the caller is told to slow down.

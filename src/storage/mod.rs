@@ -204,6 +204,15 @@ pub trait RequestStore: Send + Sync {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<Versioned<AddressClaim>>, StoreError>;
+
+    /// Writes `email`'s claim unless the address has one; `false` when it had one. Only for
+    /// restoring claims of existing rows (`requests restore-claims`); intake writes a claim
+    /// with its row.
+    async fn insert_claim(
+        &self,
+        email: &EmailAddress,
+        claim: &AddressClaim,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A queue message kept because it could not be handled; see [`DEAD_LETTERS_TABLE`].

@@ -210,15 +210,16 @@ impl TestApp {
         .table_client(name)
     }
 
-    /// Deletes a request row by hand, as an administrator might, leaving its address
-    /// claim behind.
-    pub async fn delete_row(&self, domain: &str, id: &str) {
+    /// Deletes an entity of `SignupRequests` by hand: a request row (its address claim
+    /// stays behind, as when an administrator deletes a row) or a claim (`address:…`, as
+    /// after an upgrade from the version that kept claims in another table).
+    pub async fn delete_entity(&self, domain: &str, row_key: &str) {
         self.table("SignupRequests")
             .partition_key_client(domain)
-            .entity_client(id)
+            .entity_client(row_key)
             .delete()
             .await
-            .expect("row deleted");
+            .expect("entity deleted");
     }
 
     /// How many dead letters are stored.

@@ -187,7 +187,7 @@ async fn after_a_failed_denied_or_deleted_request_a_new_sign_up_starts_a_new_req
         let (first, _) = app.sign_up(address).await;
         match end {
             Some(end) => app.set_status(domain, &first, end).await,
-            None => app.delete_row(domain, &first).await,
+            None => app.delete_entity(domain, &first).await,
         }
 
         let (second, answered) = app.sign_up(&address.to_uppercase()).await;
