@@ -1,6 +1,6 @@
 // b2b-signup — everything the sign-up backend needs in Azure, in one resource group:
 //
-//   storage (app)   host state, deployment package, tables SignupRequests / SignupAddresses /
+//   storage (app)   host state, deployment package, tables SignupRequests (rows and address claims) /
 //                   SignupDeadLetters, SignupRateLimits, queues signup-requests / signup-requests-poison; keys off
 //   storage (site)  static website hosting the partner sign-up page (optional)
 //   monitoring      Log Analytics workspace + Application Insights (Entra-authenticated ingestion)
@@ -81,7 +81,6 @@ var queueNames = [
 ]
 var tableNames = [
   'SignupRequests'
-  'SignupAddresses'
   'SignupDeadLetters'
   'SignupRateLimits'
 ]

@@ -17,7 +17,7 @@ use crate::{
     policy::{Action, Policy},
     requests::{DecideError, Requests, Verdict},
     storage::{
-        AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
+        AddressClaim, AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
         azure::StorageTimeouts,
     },
 };
@@ -70,6 +70,10 @@ pub enum RequestsCommand {
         #[command(flatten)]
         filter: Filter,
     },
+    /// Write the address claim of every live or successful request that has none. Run it
+    /// once when upgrading from a version that kept claims in table SignupAddresses, before
+    /// and again right after deploying; safe to repeat.
+    RestoreClaims,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -186,7 +190,37 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
             rows.sort_by_key(|r| r.id);
             write_csv(out, &rows)
         }
+        RequestsCommand::RestoreClaims => restore_claims(&storage, out).await,
     }
+}
+
+/// Claims moved from table SignupAddresses into SignupRequests; without this, a repeat
+/// sign-up for an address whose claim is still in the old table would start a second
+/// request. The claims are rebuilt from the rows (newest live request per address wins),
+/// so the old table is not read at all.
+async fn restore_claims(storage: &AzureStorage, out: &mut impl Write) -> Result<(), Failure> {
+    let mut rows = storage.query(&RequestQuery::default(), usize::MAX).await?;
+    rows.sort_by_key(|row| std::cmp::Reverse(row.value.id));
+    let (mut written, mut present) = (0, 0);
+    for row in rows
+        .iter()
+        .filter(|row| row.value.status.blocks_new_request())
+    {
+        let claim = AddressClaim {
+            request_id: row.value.id,
+            claimed_at: row.value.created_at,
+        };
+        match storage.insert_claim(&row.value.email, &claim).await? {
+            true => written += 1,
+            false => present += 1,
+        }
+    }
+    writeln!(
+        out,
+        "{} requests read; {written} claims written, {present} already present",
+        rows.len()
+    )
+    .map_err(io)
 }
 
 async fn read(

@@ -1,17 +1,37 @@
 //! Where a sign-up goes: policy, the one-request-per-address claim, the row, the queue.
 //!
-//! The order of writes is what makes intake safe to crash and to repeat:
-//! 1. the address claim (`SignupAddresses`, ETag-guarded) decides which request an address
-//!    has, so two concurrent sign-ups for one address start one request;
-//! 2. the row is written as `Accepted` (or `PendingApproval`) before anything is sent;
-//! 3. the queue message `{"v":1,"requestId","domain"}` is sent;
-//! 4. the row becomes `Queued`, guarded by the ETag from step 2 so a worker that already
-//!    moved it on is never overwritten.
+//! A new sign-up is two storage round trips, in an order that is safe to crash and to repeat:
+//! 1. one entity-group transaction in the domain's partition of `SignupRequests` writes the
+//!    row, as `Accepted` (or `PendingApproval`), and the address claim (inserted, or an
+//!    ETag-guarded replacement of a finished request's claim) together or not at all, so two
+//!    concurrent sign-ups for one address start one request and a claim always has its row;
+//! 2. for `Accepted`, the queue message `{"v":1,"requestId","domain"}` is sent; the row
+//!    stays `Accepted` ("stored, its message sent once, no worker has taken it yet") until
+//!    a worker moves it on with an ETag-guarded update. Recovery (a repeat sign-up, the
+//!    `Reconcile` timer) sends an old `Accepted` row again and marks it `Queued`, so it
+//!    sends one extra message at most before the 30-minute "lost `Queued`" rule.
 //!
-//! A crash between 2 and 3 leaves an `Accepted` row: a repeat sign-up resumes it, and so does
-//! the `Reconcile` timer ([`crate::reconcile`]). No 202 is ever answered without a stored row.
-//! Captcha, rate limits and the honeypot run before intake, at the HTTP edge
-//! ([`crate::functions::signup_http`]).
+//! What a crash (or a storage fault) at each point leads to; no 202 is ever answered
+//! without a stored row:
+//! - before or during step 1: nothing is stored (the transaction is atomic); the caller
+//!   gets no 202 and a new sign-up starts afresh;
+//! - after step 1 commits, before step 2 is done: an `Accepted` row without a message, and
+//!   no 202 (the caller sees an error or a dropped connection). When only the
+//!   transaction's answer was lost and the SDK retried it, the retry conflicts with what
+//!   the first try wrote: this call then reads the claim, finds the request it tried to
+//!   create and sends the message itself. Otherwise a repeat sign-up resends the row once
+//!   it is older than [`STUCK_ACCEPTED`] (30 s), and `Reconcile` once it is older than
+//!   [`crate::reconcile::STUCK_ACCEPTED`] (2 minutes; the timer runs every 5), both
+//!   marking it `Queued`;
+//! - a queue put whose answer was lost may be retried by the SDK: two messages, harmless;
+//! - after step 2, before the answer: the row is `Accepted` with its message; the worker
+//!   takes it; a repeat sign-up answers with its id;
+//! - a `PendingApproval` row sends nothing; its approval notification is spawned after the
+//!   write and retried by `Reconcile` when it fails.
+//!
+//! A message that is sent twice (recovery racing a slow worker) is harmless: the worker is
+//! driven by the row and every step is ETag-guarded. Captcha, rate limits and the honeypot
+//! run before intake, at the HTTP edge ([`crate::functions::signup_http`]).
 
 use std::sync::Arc;
 
@@ -21,13 +41,12 @@ use crate::{
     domain::{DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest},
     policy::{Action, Policy, Refusal},
     requests::Requests,
-    storage::{AddressClaim, ETag, StoreError, Versioned},
+    storage::{AddressClaim, ETag, InviteMessage, StoreError, Versioned},
 };
 
-/// A claim whose request row does not exist yet is another sign-up in flight for this
-/// long; after that it is a leftover of a failed write and may be taken over.
-const CLAIM_IN_FLIGHT: Duration = Duration::seconds(30);
-/// An `Accepted` row older than this was never enqueued (crash or storage fault).
+/// An `Accepted` row older than this has probably lost its message (a crash or storage
+/// fault between the write and the send; a worker normally takes a row within seconds):
+/// a repeat sign-up sends it again.
 const STUCK_ACCEPTED: Duration = Duration::seconds(30);
 /// Claim races lost in a row before answering "busy".
 const MAX_CLAIM_ATTEMPTS: usize = 4;
@@ -106,16 +125,21 @@ impl Intake {
             Action::Deny => return Err(Refusal::DomainNotAllowed.into()),
         };
 
-        // Most sign-ups are for a new address: claim it straight away (the insert fails with
-        // a conflict when a claim exists) instead of reading first, which saves a storage
-        // round trip per new address. A conflict costs one extra round trip and continues
-        // with the read-then-write loop below, which does not count it as an attempt.
+        // Most sign-ups are for a new address: write the claim and the row straight away
+        // (the transaction fails with a conflict when a claim exists) instead of reading
+        // first. A conflict costs one extra round trip and continues with the
+        // read-then-write loop below, which does not count it as an attempt.
+        let mut tried = None;
         for attempt in 0..=MAX_CLAIM_ATTEMPTS {
             let expected = match attempt {
                 0 => None,
                 _ => match self.requests.store.claim_of(&submission.email).await? {
                     None => None,
                     Some(claim) => match self.existing(&submission, claim).await? {
+                        // Our own earlier attempt committed although it reported a failure.
+                        Existing::Live(request) if Some(request.value.id) == tried => {
+                            return self.created(*request).await;
+                        }
                         Existing::Live(request) => return self.repeat(*request).await,
                         Existing::Replaceable(etag) => Some(etag),
                     },
@@ -149,13 +173,28 @@ impl Intake {
                 request_id: request.id,
                 claimed_at: now,
             };
+            tried = Some(request.id);
             match self
                 .requests
                 .store
-                .put_claim(&request.email, &claim, expected.as_ref())
+                .create(&request, &claim, expected.as_ref())
                 .await
             {
-                Ok(_) => return self.create(request).await,
+                Ok(etag) => {
+                    tracing::info!(
+                        request_id = %request.id,
+                        domain = %request.email.domain(),
+                        status = %request.status,
+                        access = %request.access,
+                        "sign-up stored"
+                    );
+                    return self
+                        .created(Versioned {
+                            value: request,
+                            etag,
+                        })
+                        .await;
+                }
                 Err(StoreError::Conflict) => continue, // another sign-up won; look again
                 Err(e) => return Err(e.into()),
             }
@@ -180,28 +219,24 @@ impl Intake {
                 Ok(Existing::Live(Box::new(request)))
             }
             Some(_) => Ok(Existing::Replaceable(claim.etag)),
-            None if self.requests.clock.now() - claim.value.claimed_at < CLAIM_IN_FLIGHT => {
-                Err(IntakeError::Busy)
-            }
+            // Claim and row are written together, so a claim without its row is a leftover
+            // (a row deleted by hand, or a claim from before they were written together).
             None => Ok(Existing::Replaceable(claim.etag)),
         }
     }
 
-    async fn create(&self, request: SignupRequest) -> Result<Receipt, IntakeError> {
-        let etag = self.requests.store.insert(&request).await?;
-        tracing::info!(
-            request_id = %request.id,
-            domain = %request.email.domain(),
-            status = %request.status,
-            access = %request.access,
-            "sign-up stored"
-        );
-        let row = Versioned {
-            value: request.clone(),
-            etag,
-        };
+    /// After the row and claim are stored: send the message, or notify administrators.
+    async fn created(&self, row: Versioned<SignupRequest>) -> Result<Receipt, IntakeError> {
+        let request = row.value.clone();
         match request.status {
-            RequestStatus::Accepted => self.requests.enqueue(row).await?,
+            // The row stays `Accepted`: marking it `Queued` would be a third round trip, and
+            // recovery does not need it (see the module comment).
+            RequestStatus::Accepted => {
+                self.requests
+                    .queue
+                    .send(&InviteMessage::new(&request))
+                    .await?
+            }
             RequestStatus::PendingApproval => {
                 // The partner's answer does not wait for the webhook; Reconcile retries it.
                 let requests = self.requests.clone();

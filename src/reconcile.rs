@@ -1,7 +1,10 @@
 //! `Reconcile`'s pass: nothing waits or stalls forever.
 //!
-//! - `Accepted` rows older than [`STUCK_ACCEPTED`] were written and never enqueued (a crash
-//!   or a storage fault between the two): enqueue them;
+//! - `Accepted` rows older than [`STUCK_ACCEPTED`] have probably lost their message: intake
+//!   writes the row, then sends the message and leaves the row `Accepted` until a worker
+//!   takes it (seconds), so a crash or storage fault between the two leaves exactly such a
+//!   row. Send the message again and mark the row `Queued` (a worker merely running behind
+//!   gets one duplicate, which is harmless);
 //! - `Inviting` rows whose lease is stale (a worker died mid-invitation) and `Queued` rows
 //!   that have waited past [`LOST_QUEUED`] (their message is gone): enqueue them again. A
 //!   duplicate message is harmless: the worker is driven by the row. (`InvitePoison` leaves
@@ -21,7 +24,7 @@ use crate::{
     storage::{RequestQuery, StoreError},
 };
 
-/// An `Accepted` row older than this was never enqueued.
+/// An `Accepted` row older than this has probably lost its message.
 pub const STUCK_ACCEPTED: Duration = Duration::minutes(2);
 /// A `Queued` row untouched this long has lost its message (normal delivery takes seconds;
 /// the host's retries of one message take a few minutes).
@@ -33,7 +36,7 @@ pub struct Reconciler {
     pub requests: Arc<Requests>,
     /// The worker's lease length: an older `Inviting` row is stale.
     pub lease: Duration,
-    /// An `Accepted` row older than this was never enqueued ([`STUCK_ACCEPTED`] in
+    /// An `Accepted` row older than this has probably lost its message ([`STUCK_ACCEPTED`] in
     /// production; `SIGNUP_STALE_AFTER_SECONDS`).
     pub stuck_accepted: Duration,
     /// Rows handled per category per run.

@@ -55,7 +55,10 @@ pub struct Requests {
 }
 
 impl Requests {
-    /// Sends the invitation message, then marks the row `Queued` if nobody moved it on.
+    /// Sends the invitation message, then marks the row `Queued` if nobody moved it on:
+    /// the mark records that the message is known to have left, so recovery does not send
+    /// it again for [`crate::reconcile::LOST_QUEUED`]. For approval and recovery; intake's
+    /// first send leaves the row `Accepted` to save a round trip (see [`crate::intake`]).
     /// A row left `Accepted` (the mark failed) is harmless: the worker takes `Accepted` rows.
     pub async fn enqueue(&self, row: Versioned<SignupRequest>) -> Result<(), StoreError> {
         let Versioned {

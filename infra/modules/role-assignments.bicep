@@ -21,7 +21,7 @@ var roleIds = {
   // Queue triggers (signup-requests, signup-requests-poison), the host's poison moves and the
   // app's own enqueue.
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
-  // SignupRequests, SignupAddresses, SignupDeadLetters, SignupRateLimits.
+  // SignupRequests (rows and address claims), SignupDeadLetters, SignupRateLimits.
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   // Microsoft Entra-authenticated telemetry (Application Insights local auth is off).
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'

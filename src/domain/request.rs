@@ -68,9 +68,11 @@ impl fmt::Display for AccessKey {
 /// the contract with administrators' tools (DESIGN.md, Storage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestStatus {
-    /// Row written; the queue message may not be sent yet (a crash here is visible later).
+    /// Row written and its message sent right after, unconfirmed (a crash in between
+    /// leaves it unsent: recovery re-sends an old `Accepted` row); no worker has taken it.
     Accepted,
-    /// Message sent; waiting for the invitation worker.
+    /// Message sent again by recovery or approval, or handed back by the worker after a
+    /// transient failure; waiting for the invitation worker.
     Queued,
     /// Waiting for an administrator's decision.
     PendingApproval,

@@ -21,10 +21,10 @@ use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{
-    ADDRESSES_TABLE, AddressClaim, CounterStore, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag,
-    INVITE_QUEUE, InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore,
-    SignupQueue, StorageAccount, StorageAuth, StoreError, Versioned,
-    entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key},
+    AddressClaim, CounterStore, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
+    InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore, SignupQueue,
+    StorageAccount, StorageAuth, StoreError, Versioned,
+    entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key, claim_row_key},
 };
 use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
 
@@ -50,8 +50,8 @@ impl Default for StorageTimeouts {
 /// Clients for the account's tables and queue; cheap to clone and shared by all requests.
 #[derive(Clone)]
 pub struct AzureStorage {
+    /// Request rows and address claims (see [`REQUESTS_TABLE`]).
     requests: TableClient,
-    addresses: TableClient,
     dead_letters: TableClient,
     counters: TableClient,
     queue: QueueClient,
@@ -74,7 +74,6 @@ impl AzureStorage {
                 .build();
         Ok(Self {
             requests: tables.table_client(REQUESTS_TABLE),
-            addresses: tables.table_client(ADDRESSES_TABLE),
             dead_letters: tables.table_client(DEAD_LETTERS_TABLE),
             counters: tables.table_client(RATE_LIMITS_TABLE),
             queue: queues.queue_client(INVITE_QUEUE),
@@ -94,12 +93,7 @@ impl AzureStorage {
     async fn tables(&self) -> Result<(), StoreError> {
         self.ready_tables
             .get_or_try_init(|| async {
-                for table in [
-                    &self.requests,
-                    &self.addresses,
-                    &self.dead_letters,
-                    &self.counters,
-                ] {
+                for table in [&self.requests, &self.dead_letters, &self.counters] {
                     match table.create().await {
                         Ok(_) => {}
                         Err(e) if http_status(&e) == Some(409) => {} // TableAlreadyExists
@@ -124,17 +118,18 @@ impl AzureStorage {
 }
 
 impl AzureStorage {
+    /// Request rows matching `filter`, which must keep claims out (see [`RequestQuery`]).
     async fn query_filter(
         &self,
-        filter: Option<String>,
+        filter: String,
         limit: usize,
     ) -> Result<Vec<Versioned<SignupRequest>>, StoreError> {
         self.tables().await?;
-        let mut builder = self.requests.query();
-        if let Some(filter) = filter {
-            builder = builder.filter(filter);
-        }
-        let mut pages = builder.into_stream::<RequestEntity>();
+        let mut pages = self
+            .requests
+            .query()
+            .filter(filter)
+            .into_stream::<RequestEntity>();
         let mut rows = Vec::new();
         while let Some(page) = pages.next().await {
             for entity in page.map_err(unavailable)?.entities {
@@ -232,16 +227,49 @@ where
 
 #[async_trait]
 impl RequestStore for AzureStorage {
-    async fn insert(&self, request: &SignupRequest) -> Result<ETag, StoreError> {
+    async fn create(
+        &self,
+        request: &SignupRequest,
+        claim: &AddressClaim,
+        expected: Option<&ETag>,
+    ) -> Result<ETag, StoreError> {
         self.tables().await?;
-        let entity = RequestEntity::from_request(request)?;
-        let response = self
+        let row = RequestEntity::from_request(request)?;
+        let claim = ClaimEntity::new(&request.email, claim)?;
+        let batch = self
             .requests
-            .insert::<_, serde::de::IgnoredAny>(&entity)
-            .map_err(unavailable)?
-            .await
-            .map_err(write_error)?;
-        Ok(ETag(response.etag.to_string()))
+            .partition_key_client(&row.partition_key)
+            .transaction()
+            .insert(&row)
+            .map_err(unavailable)?;
+        let batch = match expected {
+            None => batch.insert(&claim),
+            Some(etag) => batch.update(
+                claim.row_key.as_str(),
+                &claim,
+                Some(IfMatchCondition::Etag(etag.0.clone().into())),
+            ),
+        }
+        .map_err(unavailable)?;
+        let response = batch.await.map_err(write_error)?;
+        // The batch answers 202 whatever happened inside: each operation's own status is in
+        // its part of the answer. When one is refused, nothing was written and its part is
+        // the only one.
+        let parts = response.operation_responses;
+        if let Some(refused) = parts.iter().find(|part| !part.status_code.is_success()) {
+            return match u16::from(refused.status_code) {
+                404 | 409 | 412 => Err(StoreError::Conflict),
+                status => Err(StoreError::Unavailable(
+                    format!("transaction refused with status {status}").into(),
+                )),
+            };
+        }
+        match parts.first().and_then(|row| row.etag.as_ref()) {
+            Some(etag) if parts.len() == 2 => Ok(ETag(etag.to_string())),
+            _ => Err(StoreError::Unavailable(
+                "the transaction's answer lacks a part or the row's ETag".into(),
+            )),
+        }
     }
 
     async fn get(
@@ -279,7 +307,7 @@ impl RequestStore for AzureStorage {
 
     async fn find(&self, id: &RequestId) -> Result<Option<Versioned<SignupRequest>>, StoreError> {
         let filter = format!("RowKey eq '{}'", check_key(&id.to_string())?);
-        Ok(self.query_filter(Some(filter), 1).await?.into_iter().next())
+        Ok(self.query_filter(filter, 1).await?.into_iter().next())
     }
 
     async fn query(
@@ -296,9 +324,9 @@ impl RequestStore for AzureStorage {
     ) -> Result<Option<Versioned<AddressClaim>>, StoreError> {
         self.tables().await?;
         let client = self
-            .addresses
+            .requests
             .partition_key_client(check_key(email.domain().as_str())?)
-            .entity_client(check_key(&email.canonical_local())?);
+            .entity_client(check_key(&claim_row_key(email))?);
         match get_entity::<ClaimEntity>(client).await? {
             Some((entity, etag)) => Ok(Some(Versioned {
                 value: entity.into_claim()?,
@@ -308,35 +336,23 @@ impl RequestStore for AzureStorage {
         }
     }
 
-    async fn put_claim(
+    async fn insert_claim(
         &self,
         email: &EmailAddress,
         claim: &AddressClaim,
-        expected: Option<&ETag>,
-    ) -> Result<ETag, StoreError> {
+    ) -> Result<bool, StoreError> {
         self.tables().await?;
-        let entity = ClaimEntity::new(email, claim)?;
-        let etag = match expected {
-            None => {
-                self.addresses
-                    .insert::<_, serde::de::IgnoredAny>(&entity)
-                    .map_err(unavailable)?
-                    .await
-                    .map_err(write_error)?
-                    .etag
-            }
-            Some(etag) => {
-                self.addresses
-                    .partition_key_client(&entity.partition_key)
-                    .entity_client(&entity.row_key)
-                    .update(&entity, IfMatchCondition::Etag(etag.0.clone().into()))
-                    .map_err(unavailable)?
-                    .await
-                    .map_err(write_error)?
-                    .etag
-            }
-        };
-        Ok(ETag(etag.to_string()))
+        let inserted = self
+            .requests
+            .insert::<_, serde::de::IgnoredAny>(&ClaimEntity::new(email, claim)?)
+            .map_err(unavailable)?
+            .await
+            .map_err(write_error);
+        match inserted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -1,17 +1,17 @@
 //! Table rows as they are stored, and their conversion to and from domain types.
 //!
 //! Dates are written as `Edm.DateTime` so Storage Explorer and OData filters
-//! (`CreatedAt ge datetime'…'`) treat them as dates. Keys need no escaping: a domain is
-//! `[a-z0-9.-]`, a request id is Crockford base32 and a canonical local part is
-//! `[a-z0-9.'_-]`, none of which Table Storage forbids (`/ \ # ?`, control characters);
-//! [`check_key`] asserts it at the edge anyway.
+//! (`CreatedAt ge datetime'…'`) treat them as dates. A domain is `[a-z0-9.-]` and a request
+//! id is Crockford base32, none of which Table Storage forbids (`/ \ # ?`, control
+//! characters); a claim's key is escaped ([`claim_row_key`]); [`check_key`] asserts it at
+//! the edge anyway.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{AddressClaim, StoreError};
+use super::{AddressClaim, CLAIM_ROW_PREFIX, StoreError};
 use crate::domain::{AccessKey, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest};
 
 const EDM_DATETIME: &str = "Edm.DateTime";
@@ -30,6 +30,26 @@ pub(super) fn check_key(key: &str) -> Result<&str, StoreError> {
         )));
     }
     Ok(key)
+}
+
+/// The RowKey of `email`'s claim: [`CLAIM_ROW_PREFIX`] and the lower-cased local part, every
+/// character outside `[a-z0-9._-]` written as `~` and its UTF-8 bytes in hex. Only `'` can
+/// occur today (`o'brien` → `o~27brien`): the SDKs put keys into entity URLs between
+/// quotes without doubling them, and Table Storage forbids `/ \ # ?`; the escape is
+/// one-to-one, since `~` itself is escaped.
+pub(super) fn claim_row_key(email: &EmailAddress) -> String {
+    let mut key = String::from(CLAIM_ROW_PREFIX);
+    for c in email.canonical_local().chars() {
+        if matches!(c, 'a'..='z' | '0'..='9' | '.' | '_' | '-') {
+            key.push(c);
+        } else {
+            let mut bytes = [0; 4];
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                key.push_str(&format!("~{byte:02x}"));
+            }
+        }
+    }
+    key
 }
 
 pub(super) use crate::clock::rfc3339 as format_time;
@@ -200,7 +220,7 @@ impl ClaimEntity {
     pub(super) fn new(email: &EmailAddress, claim: &AddressClaim) -> Result<Self, StoreError> {
         Ok(Self {
             partition_key: check_key(email.domain().as_str())?.to_owned(),
-            row_key: check_key(&email.canonical_local())?.to_owned(),
+            row_key: check_key(&claim_row_key(email))?.to_owned(),
             request_id: claim.request_id.to_string(),
             claimed_at: format_time(claim.claimed_at),
             claimed_at_type: EDM_DATETIME,
@@ -273,8 +293,21 @@ mod tests {
         assert_eq!(json["ClaimedAt"], "2026-11-24T01:02:03.5Z");
         assert_eq!(json["ClaimedAt@odata.type"], "Edm.DateTime");
         assert_eq!(
-            json["RowKey"], "ada",
+            json["RowKey"], "address:ada",
             "claims compare addresses case-insensitively"
         );
+    }
+
+    #[test]
+    fn claim_keys_are_escaped_and_sort_after_every_request_id() {
+        let key = |address: &str| claim_row_key(&EmailAddress::parse(address).unwrap());
+        assert_eq!(key("O'Brien-X_y.z@contoso.com"), "address:o~27brien-x_y.z");
+        assert!(check_key(&key("o'brien@contoso.com")).is_ok());
+        // The request queries' `RowKey lt 'address:'` must hold every request id.
+        for c in "0123456789ABCDEFGHJKMNPQRSTVWXYZ".chars() {
+            assert!(c.to_string().as_str() < CLAIM_ROW_PREFIX, "{c}");
+        }
+        assert!(RequestId::new().to_string().as_str() < CLAIM_ROW_PREFIX);
+        assert!(key("0@contoso.com").as_str() >= CLAIM_ROW_PREFIX);
     }
 }

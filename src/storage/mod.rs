@@ -21,12 +21,14 @@ use crate::domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupR
 pub use azure::AzureStorage;
 pub use connection::{ConnectionError, StorageAccount, StorageAuth};
 
-/// Table of sign-up requests (PartitionKey = domain, RowKey = request id).
+/// Table of sign-up requests (PartitionKey = domain, RowKey = request id) and, in the same
+/// partitions, of address claims (RowKey = [`CLAIM_ROW_PREFIX`] and the lower-cased, escaped
+/// local part): which request each address currently has. Claim and row share a partition
+/// so a new request and its claim are written in one entity-group transaction.
 pub const REQUESTS_TABLE: &str = "SignupRequests";
-/// Table of which request each address currently has (PartitionKey = domain, RowKey = the
-/// lower-cased local part): the atomic claim that keeps a second sign-up for one address
-/// from starting a second invitation.
-pub const ADDRESSES_TABLE: &str = "SignupAddresses";
+/// RowKeys of address claims start with this. Request ids (ULIDs: digits and upper-case
+/// letters) all sort before it, so `RowKey lt 'address:'` reads requests only.
+pub const CLAIM_ROW_PREFIX: &str = "address:";
 /// Rate-limit counters (PartitionKey = scope, RowKey = key digest and window start).
 pub const RATE_LIMITS_TABLE: &str = "SignupRateLimits";
 /// Queue messages that could not be handled at all (not our format, or pointing at no
@@ -54,7 +56,7 @@ pub struct Versioned<T> {
     pub etag: ETag,
 }
 
-/// Which request an address has; see [`ADDRESSES_TABLE`].
+/// Which request an address has; see [`REQUESTS_TABLE`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddressClaim {
     pub request_id: RequestId,
@@ -124,7 +126,8 @@ pub enum StoreError {
 }
 
 /// Which requests to read; every field narrows the result. Built into an OData filter
-/// from typed values only, so no caller text reaches the query.
+/// from typed values only, so no caller text reaches the query. Address claims, which
+/// share the table, are never part of the result.
 #[derive(Debug, Clone, Default)]
 pub struct RequestQuery {
     pub status: Option<RequestStatus>,
@@ -135,11 +138,12 @@ pub struct RequestQuery {
 }
 
 impl RequestQuery {
-    /// The OData `$filter`, or `None` for every row.
-    pub fn filter(&self) -> Option<String> {
+    /// The OData `$filter`: the RowKey range of requests, narrowed by each field set.
+    pub fn filter(&self) -> String {
         let quote = |text: &str| format!("'{}'", text.replace('\'', "''"));
         let date = |time: OffsetDateTime| format!("datetime'{}'", entity::format_time(time));
         let clauses: Vec<String> = [
+            Some(format!("RowKey lt {}", quote(CLAIM_ROW_PREFIX))),
             self.status
                 .map(|s| format!("Status eq {}", quote(s.as_str()))),
             self.domain
@@ -155,15 +159,24 @@ impl RequestQuery {
         .into_iter()
         .flatten()
         .collect();
-        (!clauses.is_empty()).then(|| clauses.join(" and "))
+        clauses.join(" and ")
     }
 }
 
-/// Rows of table `SignupRequests` and `SignupAddresses`.
+/// Rows and address claims of table `SignupRequests`.
 #[async_trait]
 pub trait RequestStore: Send + Sync {
-    /// Inserts a new row; `Conflict` if the id exists.
-    async fn insert(&self, request: &SignupRequest) -> Result<ETag, StoreError>;
+    /// Stores a new request and points its address at it, both or neither (one
+    /// entity-group transaction in the domain's partition, one round trip). The claim is
+    /// inserted when `expected` is `None`, else replaces the claim that has that ETag.
+    /// `Conflict` (nothing written) when another sign-up got there first. Returns the
+    /// row's ETag.
+    async fn create(
+        &self,
+        request: &SignupRequest,
+        claim: &AddressClaim,
+        expected: Option<&ETag>,
+    ) -> Result<ETag, StoreError>;
 
     async fn get(
         &self,
@@ -186,19 +199,20 @@ pub trait RequestStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Versioned<SignupRequest>>, StoreError>;
 
+    /// The request `email` currently has, if any (see [`CLAIM_ROW_PREFIX`]).
     async fn claim_of(
         &self,
         email: &EmailAddress,
     ) -> Result<Option<Versioned<AddressClaim>>, StoreError>;
 
-    /// Points `email` at a request: inserts when `expected` is `None`, else replaces the
-    /// claim that has that ETag. `Conflict` when another sign-up got there first.
-    async fn put_claim(
+    /// Writes `email`'s claim unless the address has one; `false` when it had one. Only for
+    /// restoring claims of existing rows (`requests restore-claims`); intake writes a claim
+    /// with its row.
+    async fn insert_claim(
         &self,
         email: &EmailAddress,
         claim: &AddressClaim,
-        expected: Option<&ETag>,
-    ) -> Result<ETag, StoreError>;
+    ) -> Result<bool, StoreError>;
 }
 
 /// A queue message kept because it could not be handled; see [`DEAD_LETTERS_TABLE`].
@@ -247,7 +261,7 @@ mod tests {
 
     #[test]
     fn queries_become_odata_filters_from_typed_values() {
-        assert_eq!(RequestQuery::default().filter(), None);
+        assert_eq!(RequestQuery::default().filter(), "RowKey lt 'address:'");
         let query = RequestQuery {
             status: Some(RequestStatus::PendingApproval),
             domain: Some(EmailDomain::parse("contoso.com").unwrap()),
@@ -255,8 +269,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            query.filter().unwrap(),
-            "Status eq 'PendingApproval' and PartitionKey eq 'contoso.com' and DecideBy lt datetime'2026-11-24T10:00:00Z'"
+            query.filter(),
+            "RowKey lt 'address:' and Status eq 'PendingApproval' and PartitionKey eq 'contoso.com' and DecideBy lt datetime'2026-11-24T10:00:00Z'"
         );
     }
 }

@@ -271,7 +271,7 @@ async fn accepted_terms_are_recorded_and_injected_fields_change_nothing() {
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.terms_version.as_deref(), Some("2026-01"));
     assert_eq!(row.access.as_str(), "partner-portal");
-    assert_eq!(row.status, b2b_signup::domain::RequestStatus::Queued);
+    assert_eq!(row.status, b2b_signup::domain::RequestStatus::Accepted);
 }
 
 #[tokio::test]

@@ -147,6 +147,37 @@ async fn export_writes_csv_that_survives_awkward_values() {
 }
 
 #[tokio::test]
+async fn restore_claims_rebuilds_the_claims_of_live_requests_after_an_upgrade() {
+    // Arrange: rows whose claims are missing, as after an upgrade from the version that
+    // kept them in table SignupAddresses.
+    let app = spawn_app().await;
+    let (live, _) = app.sign_up("ada@contoso.com").await;
+    let (failed, _) = app.sign_up("bob@contoso.com").await;
+    app.set_status("contoso.com", &failed, RequestStatus::Failed)
+        .await;
+    for local in ["ada", "bob"] {
+        app.delete_entity("contoso.com", &format!("address:{local}"))
+            .await;
+    }
+
+    // Act
+    let out = stdout(&app.cli(&["requests", "restore-claims"]));
+    let again = stdout(&app.cli(&["requests", "restore-claims"]));
+
+    // Assert: the live request answers repeats again; the failed one does not block.
+    assert_eq!(
+        out.trim(),
+        "2 requests read; 1 claims written, 0 already present"
+    );
+    assert_eq!(
+        again.trim(),
+        "2 requests read; 0 claims written, 1 already present"
+    );
+    assert_eq!(app.sign_up("Ada@contoso.com").await.0, live);
+    assert_ne!(app.sign_up("bob@contoso.com").await.0, failed);
+}
+
+#[tokio::test]
 async fn errors_have_meaningful_exit_codes() {
     let app = spawn_app().await;
     let unknown = app.cli(&["requests", "show", "01JDQ3Z6W1T2V3X4Y5Z6A7B8C9"]);

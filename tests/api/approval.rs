@@ -213,6 +213,11 @@ async fn reconcile_enqueues_a_row_left_accepted_by_a_crash_and_a_stale_invitatio
             RequestStatus::Queued
         );
     }
+
+    // Marked Queued, they are re-sent once at most until the 30-minute lost-Queued rule.
+    app.time.advance(time::Duration::minutes(10));
+    app.reconcile().await;
+    assert_eq!(app.queued_messages().await.len(), before + 2);
 }
 
 #[tokio::test]

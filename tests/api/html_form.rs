@@ -59,7 +59,7 @@ async fn a_form_sign_up_is_sent_on_to_the_thank_you_page_with_its_request_id() {
     let (id, rest) = rest.split_once('&').unwrap();
     assert_eq!(rest, "status=queued#queued");
     let row = app.row("contoso.com", id).await.expect("the row is stored");
-    assert_eq!(row.status, RequestStatus::Queued);
+    assert_eq!(row.status, RequestStatus::Accepted);
     assert!(response.bytes().await.unwrap().is_empty());
 }
 

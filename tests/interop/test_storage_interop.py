@@ -98,7 +98,10 @@ def read_row(table: TableClient, domain: str, request_id: str):
 
 
 def rows_for_email(table: TableClient, domain: str, email: str) -> list:
-    rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": domain})
+    # Address claims share the table; their RowKeys start with "address:", after every ULID.
+    rows = table.query_entities(
+        "PartitionKey eq @pk and RowKey lt 'address:'", parameters={"pk": domain}
+    )
     return [row for row in rows if str(row.get("Email", "")).lower() == email.lower()]
 
 
@@ -192,7 +195,7 @@ def test_json_signup_is_stored_and_queued_in_formats_the_azure_sdks_read(
     assert row["Email"] == "Ada.Lovelace@contoso.com"  # local part kept, domain lower-cased
     assert row["DisplayName"] == "Ada Lovelace"
     assert row["Access"] == "sales-extranet"
-    assert row["Status"] == "Queued"
+    assert row["Status"] == "Accepted"  # until a worker takes it
     assert row["Company"] == 'Contoso, "Ltd" ü'
     created_at, updated_at = as_datetime(row["CreatedAt"]), as_datetime(row["UpdatedAt"])
     assert updated_at >= created_at
@@ -220,6 +223,10 @@ def test_repeat_signup_in_other_case_returns_the_same_request_and_queues_nothing
     # Assert: same request, one row, no second message
     assert accepted_request_id(again, "queued") == request_id
     assert len(rows_for_email(requests_table, "contoso.com", "mary.somerville@contoso.com")) == 1
+    claim = requests_table.get_entity(
+        partition_key="contoso.com", row_key="address:mary.somerville"
+    )
+    assert claim["RequestId"] == request_id
     assert messages_about(take_messages(signup_queue), request_id) == []
 
 
