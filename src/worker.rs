@@ -6,9 +6,9 @@
 //! - `Inviting` is a lease: the delivery whose ETag-guarded update moved the row there owns
 //!   it while `UpdatedAt` is recent ([`Worker::lease`]); another delivery meanwhile asks the
 //!   host to retry later; once the lease is stale a delivery takes it over and resumes;
-//! - progress is saved as it is made (the guest's object id after the invitation, before
-//!   any group add), so a resumed request does not invite twice; "already a member" counts
-//!   as success;
+//! - progress is kept: a failed group add hands the row back with the guest's object id,
+//!   so the retry adds the groups without inviting again; "already a member" counts as
+//!   success;
 //! - a transient failure (Graph 5xx, 429 with a long `Retry-After`, timeouts) hands the row
 //!   back as `Queued` and fails the invocation so the host retries; a permanent one (Graph
 //!   4xx) ends the row as `Failed` with Graph's code and `request-id`, and succeeds.
@@ -393,9 +393,8 @@ impl Worker {
             }
         };
 
-        let guest_was_saved = row.value.invited_user_id.is_some();
         let mut note = None;
-        if !guest_was_saved && earlier.is_some() {
+        if row.value.invited_user_id.is_none() && earlier.is_some() {
             match directory.find_guest(&row.value.email).await {
                 Ok(Some(user_id)) => {
                     tracing::warn!(
@@ -443,15 +442,9 @@ impl Worker {
         let Some(user_id) = row.value.invited_user_id.clone() else {
             return Ok(Step::Retry("no guest id after the invitation".into()));
         };
-        if !guest_was_saved && !option.groups.is_empty() {
-            // Save the guest before the group adds, so a retry does not invite again.
-            row.value.updated_at = self.clock.now();
-            row.etag = match self.store.replace(&row.value, &row.etag).await {
-                Ok(etag) => etag,
-                Err(StoreError::Conflict) => return Ok(lease_lost()),
-                Err(e) => return Err(e),
-            };
-        }
+        // The guest id is written with the end state, or with the hand-back if a group add
+        // fails; a handler that dies in between leaves `InvitationAttemptedAt`, and the next
+        // delivery finds the guest by lookup instead of inviting again.
         for group in &option.groups {
             if let Err(error) = directory.add_member(group, &user_id).await {
                 return self
