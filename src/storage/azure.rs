@@ -25,6 +25,7 @@ use super::{
     InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore, SignupQueue,
     StorageAccount, StorageAuth, StoreError, Versioned,
     entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key, claim_row_key},
+    transport::Transport,
 };
 use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
 
@@ -162,12 +163,14 @@ pub(crate) fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions,
         .build()
         .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     Ok(
-        ClientOptions::new(TransportOptions::new(Arc::new(http))).retry(RetryOptions::exponential(
-            ExponentialRetryOptions::default()
-                .max_retries(timeouts.retries)
-                .initial_delay(Duration::from_millis(100))
-                .max_total_elapsed(timeouts.request * 2),
-        )),
+        ClientOptions::new(TransportOptions::new(Arc::new(Transport { http }))).retry(
+            RetryOptions::exponential(
+                ExponentialRetryOptions::default()
+                    .max_retries(timeouts.retries)
+                    .initial_delay(Duration::from_millis(100))
+                    .max_total_elapsed(timeouts.request * 2),
+            ),
+        ),
     )
 }
 

@@ -9,6 +9,7 @@
 pub mod azure;
 mod connection;
 mod entity;
+mod transport;
 
 use std::fmt;
 
