@@ -1,5 +1,5 @@
 //! The invitation worker behind `InviteQueue` and `InvitePoison`: a row-driven, idempotent
-//! state machine, `Queued → Inviting → Invited | Failed`.
+//! state machine, `Accepted | Queued → Inviting → Invited | Failed`.
 //!
 //! Delivery is at least once, so the row, not the message, is the truth:
 //! - a finished row (`Invited`, `Failed`, `Denied`) is left alone and nothing is called;
@@ -23,10 +23,10 @@
 //! already invited", [`Directory::find_guest`]): a guest found is that earlier invitation
 //! (the id is recorded, nothing is sent); none found means nothing went out, and the
 //! invitation is sent. The lookup happens at least [`Worker::settle`] after the earlier
-//! attempt (waiting in the invocation if need be), so directory replication has caught up. Without `User.Read.All` the lookup is refused; the
-//! worker then invites again and says so in the log (a lost answer may then mean a second
-//! e-mail). A 429 and a missing token are known not to have reached Graph, so they do not
-//! leave the mark.
+//! attempt (waiting in the invocation if need be), so directory replication has caught
+//! up. Without `User.Read.All` the lookup is refused; the worker then invites again and
+//! says so in the log (a lost answer may then mean a second e-mail). A 429 and a missing
+//! token are known not to have reached Graph, so they do not leave the mark.
 //!
 //! See DESIGN.md, "Microsoft Graph".
 
