@@ -145,20 +145,9 @@ impl GraphClient {
             .append_pair("$filter", &user_filter(email))
             .append_pair("$select", "id")
             .append_pair("$top", "1");
-        // A read is safe to repeat: one 5xx answer is retried at once (not a timeout, which
-        // has already spent the call's time budget).
-        let answer = match self
-            .call("find_user", reqwest::Method::GET, url.clone(), None::<&()>)
-            .await
-        {
-            Err(GraphError::Transient {
-                status: Some(_), ..
-            }) => {
-                self.call("find_user", reqwest::Method::GET, url, None::<&()>)
-                    .await?
-            }
-            answer => answer?,
-        };
+        let answer = self
+            .call("find_user", reqwest::Method::GET, url, None::<&()>)
+            .await?;
         match serde_json::from_slice::<UserList>(&answer.body) {
             Ok(list) => Ok(list
                 .value
@@ -188,7 +177,9 @@ impl GraphClient {
     /// - 429/503 → a short `Retry-After` is waited out here (at most
     ///   [`MAX_THROTTLE_RETRIES`] times), a long one is [`GraphError::Throttled`]
     ///   (<https://learn.microsoft.com/graph/throttling#best-practices-to-handle-throttling>);
-    /// - other 5xx, timeouts, connection errors → [`GraphError::Transient`];
+    /// - other 5xx, timeouts, connection errors → [`GraphError::Transient`] (a GET, which
+    ///   is safe to repeat, is first tried once more at once after a 5xx answer; not after a
+    ///   timeout, which has spent the call's time budget);
     /// - other 4xx → [`GraphError::Permanent`] with Graph's error code.
     async fn post(
         &self,
@@ -210,6 +201,7 @@ impl GraphClient {
     ) -> Result<Answer, GraphError> {
         let mut throttle_retries = 0;
         let mut token_renewed = false;
+        let mut read_retried = false;
         loop {
             let token = self.inner.tokens.token().await?;
             let started = Instant::now();
@@ -296,6 +288,9 @@ impl GraphClient {
                         "Graph throttled; waiting"
                     );
                     tokio::time::sleep(wait).await;
+                }
+                500..=599 if method == reqwest::Method::GET && !read_retried => {
+                    read_retried = true;
                 }
                 500..=599 => {
                     return Err(GraphError::Transient {
