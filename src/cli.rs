@@ -73,6 +73,24 @@ struct HostArgs {
     site: Option<std::path::PathBuf>,
 }
 
+/// The async runtime for [`run`], sized by `SIGNUP_WORKER_THREADS`
+/// ([`crate::settings::worker_threads`]).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    let threads = crate::settings::worker_threads(|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut pool = tokio::runtime::Builder::new_multi_thread();
+        pool.worker_threads(threads);
+        pool
+    };
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {

@@ -1,6 +1,13 @@
 //! `b2b-signup`: the Azure Functions custom handler and its command-line tools.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    b2b_signup::cli::run().await
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match b2b_signup::cli::runtime() {
+        Ok(runtime) => runtime.block_on(b2b_signup::cli::run()),
+        Err(e) => {
+            eprintln!("b2b-signup: configuration error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -203,6 +203,33 @@ fn captcha(
     }))
 }
 
+/// `SIGNUP_WORKER_THREADS`: how many threads run the process's async work. 1, the default,
+/// runs everything on the main thread (tokio's current-thread runtime); more start a
+/// work-stealing pool of that many. Read before the runtime exists, so apart from
+/// [`Settings`], and for every subcommand.
+///
+/// One is the right size for this handler: its work waits on storage and Graph, a
+/// sign-up costs ~0.2 ms of CPU, and on the instance it shares with the Functions host a
+/// second worker mostly wakes and parks (a quarter more CPU per accepted sign-up,
+/// docs/PERFORMANCE.md). Raise it only when the handler itself holds a core at 100 %.
+pub fn worker_threads(lookup: impl Fn(&str) -> Option<String>) -> Result<usize, SettingsError> {
+    match lookup(WORKER_THREADS).filter(|v| !v.trim().is_empty()) {
+        None => Ok(1),
+        Some(value) => value
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or(SettingsError::Invalid {
+                name: WORKER_THREADS,
+                expected: "a number of threads from 1 to 64",
+                value,
+            }),
+    }
+}
+
+const WORKER_THREADS: &str = "SIGNUP_WORKER_THREADS";
+
 pub(crate) fn parse_bool(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -244,6 +271,26 @@ mod tests {
         assert!(!s.dry_run);
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.stale_after, time::Duration::minutes(2));
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_and_are_bounded() {
+        let threads = |value: Option<&str>| {
+            worker_threads(|name| {
+                assert_eq!(name, "SIGNUP_WORKER_THREADS");
+                value.map(str::to_owned)
+            })
+        };
+        assert_eq!(threads(None).unwrap(), 1);
+        assert_eq!(threads(Some(" ")).unwrap(), 1);
+        assert_eq!(threads(Some("4")).unwrap(), 4);
+        for bad in ["0", "65", "two", "-1"] {
+            let error = threads(Some(bad)).unwrap_err().to_string();
+            assert!(
+                error.starts_with("SIGNUP_WORKER_THREADS must be a number of threads from 1 to 64"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -52,29 +52,78 @@ fn the_probe_is_answered_at_once_even_when_storage_hangs() {
         .env("SIGNUP_POLICY_PATH", policy.path())
         .spawn()
         .unwrap();
+    let status = wait_ready(port);
+    let ready = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    // Generous bound: this proves nothing slow happens before bind; docs hold the measured figure.
+    assert!(ready < Duration::from_secs(2), "ready after {ready:?}");
+}
 
+/// Polls `GET /` until the handler answers (10 s at most); its status.
+fn wait_ready(port: u16) -> reqwest::StatusCode {
+    let started = Instant::now();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    let ready = loop {
+    loop {
         if let Ok(response) = client.get(format!("http://127.0.0.1:{port}/")).send() {
-            break (response.status(), started.elapsed());
+            return response.status();
         }
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "no answer to GET / within 10 s"
         );
         std::thread::sleep(Duration::from_millis(5));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(ready.0, 200);
-    // Generous bound: this proves nothing slow happens before bind; docs hold the measured figure.
+    }
+}
+
+/// Threads of process `pid` whose name starts with `prefix` (Linux `/proc`).
+fn threads_named(pid: u32, prefix: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|name| name.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn the_runtime_has_one_thread_unless_signup_worker_threads_asks_for_more() {
+    let policy = write_policy(&default_policy());
+    let (_black_hole, connection) = black_hole();
+    // tokio names each thread of its work-stealing pool `tokio-rt-worker`; the
+    // current-thread runtime starts none.
+    for (setting, pool_threads) in [(None, 0), (Some("3"), 3)] {
+        let port = free_port();
+        let mut command = handler();
+        command
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .env("AzureWebJobsStorage", &connection)
+            .env("SIGNUP_POLICY_PATH", policy.path());
+        if let Some(threads) = setting {
+            command.env("SIGNUP_WORKER_THREADS", threads);
+        }
+        let mut child = command.spawn().unwrap();
+        assert_eq!(wait_ready(port), 200);
+        let counted = threads_named(child.id(), "tokio-rt-worker");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(counted, pool_threads, "SIGNUP_WORKER_THREADS={setting:?}");
+    }
+
+    let (code, stderr) = run_to_exit(
+        handler()
+            .env("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+            .env("SIGNUP_WORKER_THREADS", "0"),
+    );
+    assert_eq!(code, 2);
     assert!(
-        ready.1 < Duration::from_secs(2),
-        "ready after {:?}",
-        ready.1
+        stderr.contains("SIGNUP_WORKER_THREADS must be a number of threads from 1 to 64"),
+        "{stderr}"
     );
 }
 
