@@ -36,6 +36,12 @@
 //!   key) generated from the policy; `functions::html_redirect` answers the page's plain
 //!   form posts with a 303 to its thank-you or error page.
 
+/// The allocator of the deployed (musl) binary; see Cargo.toml. In the library, so the
+/// bench's hello-world (examples/hello.rs) is built the same way as the handler.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod abuse;
 pub mod admin;
 pub mod app;

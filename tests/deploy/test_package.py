@@ -108,6 +108,12 @@ def test_the_executable_host_json_names_is_a_static_linux_x64_binary(dist):
     assert not dynamic, "the binary needs a dynamic loader; the package must be static (musl)"
 
 
+def test_the_packaged_binary_allocates_with_mimalloc(dist):
+    # musl's own allocator costs 10-40 % more CPU per accepted sign-up (docs/PERFORMANCE.md, fix 9).
+    binary = dist / "app" / PurePosixPath(executable_path())
+    assert b"mimalloc" in binary.read_bytes(), "the musl build lost its global allocator"
+
+
 def test_the_packaged_binary_accepts_the_packaged_policy(dist):
     app = dist / "app"
     result = subprocess.run(
