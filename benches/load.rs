@@ -282,6 +282,31 @@ async fn main() {
         }
     }
 
+    // 1b. One hot domain: a partner's team signing up at once. Every sign-up increments the
+    // same domain counter (limit raised so none is refused); any 429 is a failed request.
+    {
+        let mut env = base_env.clone();
+        env.push((
+            "SIGNUP_RATE_LIMITS",
+            "ip=30/1h,domain=100000/1h,address=5/1d".to_owned(),
+        ));
+        let (handler, _) = Process::start(&bins.handler, &env);
+        let url = format!("http://127.0.0.1:{}/api/signup", handler.port);
+        for &(concurrency, n) in size.accepted.iter().skip(1) {
+            let (http, url) = (&http, &url);
+            let stats = load(n, concurrency, Some(handler.pid), |i| async move {
+                let tag = format!("hot{concurrency}-{i}");
+                // i × 1000: every address at d0.bench.example, each from its own IP.
+                sign_up(http, url, &tag, i * 1000).await == 202
+            })
+            .await;
+            report.load(
+                &format!("handler, accepted, default limits, one domain, c={concurrency}"),
+                &stats,
+            );
+        }
+    }
+
     // 2. Rejected sign-ups next to a warp hello-world, same load generator.
     {
         let concurrency = 50;

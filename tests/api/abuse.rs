@@ -467,3 +467,34 @@ async fn two_instances_share_their_limits() {
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// `n` sign-ups at once, each a new address at contoso.com from its own IP: their statuses.
+async fn burst_from_one_domain(app: &TestApp, n: usize) -> Vec<u16> {
+    let attempts = (0..n).map(|i| async move {
+        app.sign_up_from(
+            &format!("burst{i}@contoso.com"),
+            &format!("198.51.100.{}", i + 1),
+        )
+        .await
+        .status()
+        .as_u16()
+    });
+    futures::future::join_all(attempts).await
+}
+
+#[tokio::test]
+async fn a_burst_from_one_domain_is_counted_not_refused() {
+    // A partner's team signing up together races on one domain counter; losing races is
+    // not reaching the limit.
+    let app = limited_app("ip=100/1h,domain=1000/1h,address=5/1d").await;
+    let statuses = burst_from_one_domain(&app, 60).await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn a_burst_from_one_domain_gets_exactly_the_domain_limit() {
+    let app = limited_app("ip=100/1h,domain=25/1h,address=5/1d").await;
+    let statuses = burst_from_one_domain(&app, 60).await;
+    let count = |status: u16| statuses.iter().filter(|s| **s == status).count();
+    assert_eq!((count(202), count(429)), (25, 35), "{statuses:?}");
+}
