@@ -205,7 +205,7 @@ impl RateLimiter {
 /// One increment at a time per counter in this process. Concurrent sign-ups for one domain
 /// (a partner's team signing up together) would otherwise race on the counter's ETag: each
 /// lost race costs a read and a write, and ten lost races count as limited, so 50 at once
-/// refused a third of them far below the limit (docs/PERFORMANCE.md, fix 11). In turn,
+/// refused 32–43 % of them far below the limit (docs/PERFORMANCE.md, fix 11). In turn,
 /// each increment is one read and one write. Instances still race with each other, rarely.
 #[derive(Default)]
 struct Turns {
