@@ -136,14 +136,13 @@ impl Settings {
                     value: text,
                 })?,
             },
-            trusted_proxy_hops: match lookup("SIGNUP_TRUSTED_PROXY_HOPS").filter(|v| !v.trim().is_empty()) {
-                None => 1,
-                Some(text) => text.trim().parse().ok().filter(|n: &usize| *n <= 10).ok_or(SettingsError::Invalid {
-                    name: "SIGNUP_TRUSTED_PROXY_HOPS",
-                    expected: "a number of proxies from 0 to 10",
-                    value: text,
-                })?,
-            },
+            trusted_proxy_hops: bounded(
+                &lookup,
+                "SIGNUP_TRUSTED_PROXY_HOPS",
+                0..=10,
+                1,
+                "a number of proxies from 0 to 10",
+            )?,
             site_url: match lookup(SITE_URL_SETTING) {
                 None => SiteBase::default(),
                 Some(value) => SiteBase::parse(&value).map_err(|_| SettingsError::Invalid {
@@ -152,14 +151,13 @@ impl Settings {
                     value,
                 })?,
             },
-            stale_after: match lookup("SIGNUP_STALE_AFTER_SECONDS").filter(|v| !v.trim().is_empty()) {
-                None => time::Duration::minutes(2),
-                Some(text) => text.trim().parse().ok().filter(|n: &i64| (5..=3600).contains(n)).map(time::Duration::seconds).ok_or(SettingsError::Invalid {
-                    name: "SIGNUP_STALE_AFTER_SECONDS",
-                    expected: "a number of seconds from 5 to 3600",
-                    value: text,
-                })?,
-            },
+            stale_after: time::Duration::seconds(bounded(
+                &lookup,
+                "SIGNUP_STALE_AFTER_SECONDS",
+                5..=3600,
+                120,
+                "a number of seconds from 5 to 3600",
+            )?),
         })
     }
 }
@@ -213,22 +211,40 @@ fn captcha(
 /// second worker mostly wakes and parks (a quarter more CPU per accepted sign-up,
 /// docs/PERFORMANCE.md). Raise it only when the handler itself holds a core at 100 %.
 pub fn worker_threads(lookup: impl Fn(&str) -> Option<String>) -> Result<usize, SettingsError> {
-    match lookup(WORKER_THREADS).filter(|v| !v.trim().is_empty()) {
-        None => Ok(1),
+    bounded(
+        &lookup,
+        "SIGNUP_WORKER_THREADS",
+        1..=64,
+        1,
+        "a number of threads from 1 to 64",
+    )
+}
+
+/// A whole-number setting within `range`; `default` when unset or blank.
+fn bounded<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    range: std::ops::RangeInclusive<T>,
+    default: T,
+    expected: &'static str,
+) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    match lookup(name).filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
         Some(value) => value
             .trim()
             .parse()
             .ok()
-            .filter(|n| (1..=64).contains(n))
+            .filter(|n| range.contains(n))
             .ok_or(SettingsError::Invalid {
-                name: WORKER_THREADS,
-                expected: "a number of threads from 1 to 64",
+                name,
+                expected,
                 value,
             }),
     }
 }
-
-const WORKER_THREADS: &str = "SIGNUP_WORKER_THREADS";
 
 pub(crate) fn parse_bool(
     lookup: &impl Fn(&str) -> Option<String>,
