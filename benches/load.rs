@@ -150,6 +150,9 @@ async fn main() {
     let sdk_floor = floors.run(SdkFloor::new(&azurite));
     let storage_floor = floors.run(StorageFloor::new(&connection));
     let mut floor_stats: Vec<(Stats, Stats, Stats)> = Vec::new();
+    // The same requests answered by the hello-world: what the HTTP exchange alone costs.
+    let (hello, _) = Process::start(&bins.hello, &base_env);
+    let hello_url = format!("http://127.0.0.1:{}/api/signup", hello.port);
     for (label, limits) in [
         ("SIGNUP_RATE_LIMITS=off", "off"),
         ("default rate limits", ""),
@@ -161,9 +164,6 @@ async fn main() {
         let (handler, _) = Process::start(&bins.handler, &env);
         let url = format!("http://127.0.0.1:{}/api/signup", handler.port);
         warm_up(&http, &url, label).await;
-        // The same requests answered by the hello-world: what the HTTP exchange alone costs.
-        let (hello, _) = Process::start(&bins.hello, &env);
-        let hello_url = format!("http://127.0.0.1:{}/api/signup", hello.port);
         for (k, &(concurrency, n)) in size.accepted.iter().enumerate() {
             let (http, url, hello_url) = (&http, &url, &hello_url);
             let (sdk_floor, storage_floor) = (&sdk_floor, &storage_floor);
@@ -250,7 +250,6 @@ async fn main() {
                 true,
             );
         }
-        drop(hello);
         if limits == "off" {
             // RSS under `burst` sign-ups at 200 concurrent.
             let peak = Arc::new(AtomicUsize::new(0));
@@ -281,6 +280,8 @@ async fn main() {
             );
         }
     }
+
+    drop(hello);
 
     // 1b. One hot domain: a partner's team signing up at once. Every sign-up increments the
     // same domain counter (limit raised so none is refused); any 429 is a failed request.
