@@ -6,9 +6,6 @@
 //! `cargo bench --bench load -- [--smoke]` (after `cargo build --release --bin b2b-signup
 //! --example hello`; `scripts/bench` does both). `--smoke` only checks that every phase runs.
 
-#[path = "../tests/support/azurite.rs"]
-mod azurite;
-
 use std::{
     future::Future,
     io::{Read, Write},
@@ -26,7 +23,6 @@ use azure_core::{ClientOptions, TransportOptions};
 use azure_data_tables::clients::TableServiceClientBuilder;
 use azure_storage::{CloudLocation, StorageCredentials};
 use azure_storage_queues::QueueServiceClientBuilder;
-use azurite::Azurite;
 use b2b_signup::{
     domain::{
         AccessKey, DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest,
@@ -38,6 +34,7 @@ use b2b_signup::{
 };
 use base64::Engine;
 use serde_json::json;
+use test_support::Azurite;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path, path_regex},

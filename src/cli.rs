@@ -1,18 +1,13 @@
 //! The command line: `b2b-signup` with no arguments is the custom handler the Functions
-//! host starts (host.json `defaultExecutablePath`); subcommands are tools for people, and
-//! `host` is the local stand-in for the Functions host (see [`crate::host`]).
+//! host starts (host.json `defaultExecutablePath`); subcommands are tools for people. The
+//! local stand-in for the Functions host is another program, `funchost`
+//! (`crates/funchost`), never part of this binary.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{
-    admin,
-    app::Application,
-    host::{HostError, HostOptions, handler::HandlerSource},
-    settings::{LogFormat, Settings},
-    site_config, telemetry,
-};
+use crate::{admin, app::Application, settings::Settings, site_config, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,38 +34,12 @@ enum Command {
         #[command(subcommand)]
         command: admin::PolicyCommand,
     },
-    /// Run the local host runner: the Azure Functions host's part (HTTP routes, queue and
-    /// timer triggers) around the handler, for development and tests where `func` is missing.
-    Host(HostArgs),
-    /// The sign-up page: `site config` writes its config.json from the policy.
+    /// The sign-up page: `site config` writes its config.json from the policy, `site csp`
+    /// prints its Content-Security-Policy.
     Site {
         #[command(subcommand)]
         command: site_config::SiteCommand,
     },
-}
-
-#[derive(Debug, clap::Args)]
-struct HostArgs {
-    /// Port to listen on (127.0.0.1); 0 lets the OS choose. Default: local.settings.json
-    /// Host.LocalHttpPort, else 7071.
-    #[arg(long)]
-    port: Option<u16>,
-    /// Handler executable to start (default: host.json defaultExecutablePath in the app root;
-    /// locally the binary is in target/, e.g. target/debug/b2b-signup).
-    #[arg(long, value_name = "PATH", conflicts_with = "handler_url")]
-    handler: Option<std::path::PathBuf>,
-    /// Use a handler that is already running at this URL (http://127.0.0.1:PORT) instead of
-    /// starting one: for a handler under a debugger, or a test double. local.settings.json
-    /// does not reach such a handler.
-    #[arg(long, value_name = "URL")]
-    handler_url: Option<url::Url>,
-    /// Folder with host.json, the function folders and local.settings.json.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    app_root: std::path::PathBuf,
-    /// Serve the static files of this folder (the sign-up page, `site/`) at every path no
-    /// function takes, so the page and the API share one address.
-    #[arg(long, value_name = "DIR")]
-    site: Option<std::path::PathBuf>,
 }
 
 /// The async runtime for [`run`], sized by `SIGNUP_WORKER_THREADS`
@@ -97,33 +66,7 @@ pub async fn run() -> ExitCode {
         Command::Serve => serve().await,
         Command::Requests { command } => admin::requests(command).await,
         Command::Policy { command } => admin::policy(command),
-        Command::Host(args) => host(args).await,
         Command::Site { command } => site_config::run(command),
-    }
-}
-
-async fn host(args: HostArgs) -> ExitCode {
-    telemetry::init(LogFormat::Text);
-    let options = HostOptions {
-        app_root: args.app_root,
-        port: args.port,
-        handler: match args.handler_url {
-            Some(url) => HandlerSource::Url(url),
-            None => HandlerSource::Spawn(args.handler),
-        },
-        site: args.site,
-    };
-    match crate::host::run(options, shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e @ HostError::HandlerExited(_)) => {
-            tracing::error!("{e}");
-            eprintln!("b2b-signup host: {e}");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("b2b-signup host: {e}");
-            ExitCode::from(2)
-        }
     }
 }
 

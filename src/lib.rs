@@ -28,13 +28,15 @@
 //!   administrators' commands.
 //! - [`requests`]: operations on existing rows shared by intake, approvals, [`reconcile`]
 //!   and the command line (enqueue, decide, expire, notify through [`notify`]).
-//! - [`host`]: the local host runner (`b2b-signup host`), the Functions host's part for
-//!   development and tests: reads host.json and `*/function.json`, starts the handler,
-//!   forwards HTTP, polls queues and fires timers with the host's exact payloads, and
-//!   serves the sign-up page's files (`--site`).
 //! - [`site_config`]: the sign-up page's `config.json` (access options, terms, captcha site
-//!   key) generated from the policy; `functions::html_redirect` answers the page's plain
-//!   form posts with a 303 to its thank-you or error page.
+//!   key) generated from the policy, and its Content-Security-Policy;
+//!   `functions::html_redirect` answers the page's plain form posts with a 303 to its
+//!   thank-you or error page.
+//!
+//! Not here, by design: the local Functions host (`crates/funchost`) and the tests' support
+//! (`crates/test-support`) are other members of the workspace, so the deployed binary holds
+//! the product alone. How the `AzureWebJobsStorage` setting is read lives in
+//! `crates/webjobs-storage`, which the product and funchost share.
 
 /// The allocator of the deployed (musl) binary; see Cargo.toml. In the library, so the
 /// bench's hello-world (examples/hello.rs) is built the same way as the handler.
@@ -50,7 +52,6 @@ pub mod clock;
 pub mod domain;
 pub mod functions;
 pub mod graph;
-pub mod host;
 pub mod intake;
 pub mod invocation;
 pub mod notify;

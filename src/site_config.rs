@@ -1,6 +1,6 @@
 //! `b2b-signup site config`: the sign-up page's `config.json`, generated from the policy so
 //! the page offers exactly the policy's access options and terms, and the captcha the API
-//! checks.
+//! checks; `b2b-signup site csp`: the Content-Security-Policy the page needs.
 //!
 //! The page is public: the file says what a partner may ask for (access options by display
 //! name, the terms to accept, the captcha's public site key) and nothing about who may ask
@@ -149,12 +149,31 @@ pub enum SiteCommand {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Print the Content-Security-Policy the page needs: this origin, plus the origins of
+    /// the captcha widget named by SIGNUP_CAPTCHA_PROVIDER. Send it with the page's files
+    /// wherever they are hosted (`scripts/run` gives it to funchost's --site-csp).
+    Csp,
 }
 
 /// Runs a `site` subcommand. Exit codes as the other tools: 0 done, 1 invalid policy,
 /// 2 configuration or output problem.
 pub fn run(command: SiteCommand) -> ExitCode {
-    let SiteCommand::Config { policy, out } = command;
+    match command {
+        SiteCommand::Config { policy, out } => write_config(policy, out),
+        SiteCommand::Csp => match captcha_provider(|name| std::env::var(name).ok()) {
+            Ok(captcha) => {
+                println!("{}", content_security_policy(captcha));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("b2b-signup: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn write_config(policy: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
     let path = policy.unwrap_or_else(|| {
         std::env::var_os("SIGNUP_POLICY_PATH")
             .filter(|p| !p.is_empty())
@@ -191,6 +210,45 @@ pub fn run(command: SiteCommand) -> ExitCode {
     }
 }
 
+/// The page's Content-Security-Policy: this origin only; a captcha provider adds the
+/// origins its widget loads from, as each provider documents:
+/// <https://developers.cloudflare.com/turnstile/reference/content-security-policy/>,
+/// <https://docs.hcaptcha.com/#content-security-policy-settings>,
+/// <https://developers.google.com/recaptcha/docs/faq#im-using-content-security-policy-csp-on-my-website.-how-can-i-configure-it-to-work-with-recaptcha>.
+pub fn content_security_policy(captcha: Option<CaptchaProvider>) -> String {
+    let (script, frame, style, connect) = match captcha {
+        None => ("", "", "", ""),
+        Some(CaptchaProvider::Turnstile) => (
+            " https://challenges.cloudflare.com",
+            " https://challenges.cloudflare.com",
+            "",
+            "",
+        ),
+        Some(CaptchaProvider::HCaptcha) => (
+            " https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+            " https://hcaptcha.com https://*.hcaptcha.com",
+        ),
+        Some(CaptchaProvider::ReCaptcha) => (
+            " https://www.google.com/recaptcha/ https://www.gstatic.com/recaptcha/",
+            " https://www.google.com/recaptcha/ https://recaptcha.google.com/recaptcha/",
+            "",
+            "",
+        ),
+    };
+    let frame = if frame.is_empty() {
+        " 'none'".to_owned()
+    } else {
+        frame.to_owned()
+    };
+    format!(
+        "default-src 'self'; script-src 'self'{script}; style-src 'self'{style}; \
+         connect-src 'self'{connect}; frame-src{frame}; img-src 'self'; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
 /// Writes beside the target and renames, so a server never sends half a file.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
@@ -202,6 +260,20 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_opens_only_the_configured_captcha() {
+        let plain = content_security_policy(None);
+        assert!(plain.contains("script-src 'self';"), "{plain}");
+        assert!(plain.contains("frame-src 'none';"), "{plain}");
+        assert!(!plain.contains("https:"), "{plain}");
+        let turnstile = content_security_policy(Some(CaptchaProvider::Turnstile));
+        assert!(
+            turnstile.contains("script-src 'self' https://challenges.cloudflare.com;"),
+            "{turnstile}"
+        );
+        assert!(!turnstile.contains("hcaptcha") && !turnstile.contains("google"));
+    }
 
     const POLICY: &str = r#"{
         "defaultAction": "deny",

@@ -62,8 +62,7 @@ pub(crate) enum BodyError {
     Unreadable,
 }
 
-/// Reads a body stream, stopping as soon as it passes `limit` bytes. Shared by the
-/// handler's edges and the local host runner's front door.
+/// Reads a body stream, stopping as soon as it passes `limit` bytes.
 pub(crate) async fn read_limited<S, B>(mut body: S, limit: usize) -> Result<Bytes, BodyError>
 where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,

@@ -14,7 +14,6 @@ use azure_data_tables::{
     IfMatchCondition,
     clients::{EntityClient, TableClient, TableServiceClientBuilder},
 };
-use azure_storage::StorageCredentials;
 use azure_storage_queues::{QueueClient, QueueServiceClientBuilder};
 use base64::Engine;
 use futures::StreamExt;
@@ -23,7 +22,7 @@ use tokio::sync::OnceCell;
 use super::{
     AddressClaim, CounterStore, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
     InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore, SignupQueue,
-    StorageAccount, StorageAuth, StoreError, Versioned,
+    StorageAccount, StoreError, Versioned,
     entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key, claim_row_key},
     transport::Transport,
 };
@@ -64,7 +63,7 @@ pub struct AzureStorage {
 impl AzureStorage {
     pub fn new(account: &StorageAccount, timeouts: StorageTimeouts) -> Result<Self, StoreError> {
         let options = client_options(timeouts)?;
-        let credentials = credentials(&account.auth)?;
+        let credentials = webjobs_storage::credentials(&account.auth).map_err(unavailable)?;
         let tables =
             TableServiceClientBuilder::with_location(account.table_location(), credentials.clone())
                 .client_options(options.clone())
@@ -155,7 +154,7 @@ impl AzureStorage {
 }
 
 /// Client options with `timeouts` on every call; shared with the local host runner's queues.
-pub(crate) fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions, StoreError> {
+fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions, StoreError> {
     let http = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
@@ -172,26 +171,6 @@ pub(crate) fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions,
             ),
         ),
     )
-}
-
-/// The credential for `auth`; shared with the local host runner's queues.
-pub(crate) fn credentials(auth: &StorageAuth) -> Result<StorageCredentials, StoreError> {
-    match auth {
-        StorageAuth::SharedKey { account, key } => Ok(StorageCredentials::access_key(
-            account.clone(),
-            azure_core::auth::Secret::new(key.clone()),
-        )),
-        StorageAuth::Sas(token) => {
-            StorageCredentials::sas_token(token.clone()).map_err(unavailable)
-        }
-        StorageAuth::ManagedIdentity => {
-            let credential = azure_identity::AppServiceManagedIdentityCredential::create(
-                azure_identity::TokenCredentialOptions::default(),
-            )
-            .map_err(unavailable)?;
-            Ok(StorageCredentials::token_credential(Arc::new(credential)))
-        }
-    }
 }
 
 fn http_status(error: &azure_core::Error) -> Option<u16> {

@@ -7,7 +7,6 @@
 //! delivery gets [`StoreError::Conflict`] instead of overwriting a newer state.
 
 pub mod azure;
-mod connection;
 mod entity;
 mod transport;
 
@@ -20,7 +19,7 @@ use time::OffsetDateTime;
 use crate::domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest};
 
 pub use azure::AzureStorage;
-pub use connection::{ConnectionError, StorageAccount, StorageAuth};
+pub use webjobs_storage::{ConnectionError, StorageAccount, StorageAuth};
 
 /// Table of sign-up requests (PartitionKey = domain, RowKey = request id) and, in the same
 /// partitions, of address claims (RowKey = [`CLAIM_ROW_PREFIX`] and the lower-cased, escaped

@@ -11,6 +11,8 @@ use wiremock::{
     matchers::{body_json, header, method, path},
 };
 
+use test_support::entra::{invitation_created, mount_token_endpoint, token_response};
+
 use crate::{
     helpers::{GROUP_A, GROUP_B, TENANT, TestApp, spawn_live_app},
     worker::host_payload,
@@ -18,27 +20,12 @@ use crate::{
 
 async fn graph() -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "test-access-token"
-        })))
-        .named("token endpoint")
-        .mount(&server)
-        .await;
+    mount_token_endpoint(&server, TENANT, "test-access-token").await;
     server
 }
 
 fn invited(user_id: &str) -> ResponseTemplate {
-    ResponseTemplate::new(201)
-        .insert_header("request-id", "graph-request-1")
-        .set_body_json(json!({
-            "id": "invitation-id",
-            "inviteRedeemUrl": "https://login.microsoftonline.com/redeem?secret-ticket",
-            "invitedUserEmailAddress": "ada@contoso.com",
-            "invitedUser": { "id": user_id },
-            "status": "PendingAcceptance"
-        }))
+    invitation_created(user_id, "graph-request-1")
 }
 
 fn member_added(group: &str) -> Mock {
@@ -262,9 +249,7 @@ async fn concurrent_invocations_overlap_and_share_one_token() {
     let graph = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "token_type": "Bearer", "expires_in": 3599, "access_token": "shared-token"
-        })))
+        .respond_with(token_response("shared-token"))
         .expect(1)
         .mount(&graph)
         .await;

@@ -36,9 +36,7 @@ pub fn default_policy() -> String {
     )
 }
 
-#[path = "../support/azurite.rs"]
-mod azurite;
-pub use azurite::Azurite;
+pub use test_support::Azurite;
 
 pub struct TestApp {
     pub address: String,

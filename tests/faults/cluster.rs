@@ -1,6 +1,6 @@
 //! What the suite runs and breaks: Azurite with on-disk persistence on fixed loopback ports
 //! (so it can be stopped and started again under the same connection string), and
-//! `b2b-signup host` runners with the real handler, on fixed ports, restartable.
+//! `funchost` runners with the real handler, on fixed ports, restartable.
 
 use std::{
     fs::File,
@@ -153,7 +153,7 @@ impl Drop for DiskAzurite {
     }
 }
 
-/// One `b2b-signup host` on a fixed port, starting the real handler.
+/// One `funchost` on a fixed port, starting the real handler.
 pub struct Runner {
     pub index: usize,
     pub port: u16,
@@ -189,8 +189,7 @@ impl Runner {
         self.starts += 1;
         let log_path = self.log();
         let log = File::create(&log_path).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_b2b-signup"))
-            .arg("host")
+        let child = Command::new(test_support::funchost_bin())
             .args(["--port", &self.port.to_string(), "--app-root"])
             .arg(&self.root)
             .args(["--handler", env!("CARGO_BIN_EXE_b2b-signup")])
@@ -208,7 +207,7 @@ impl Runner {
 
     pub fn ready(&self) -> bool {
         std::fs::read_to_string(self.log())
-            .map(|t| t.contains("b2b-signup host listening on"))
+            .map(|t| t.contains("funchost listening on"))
             .unwrap_or(false)
     }
 

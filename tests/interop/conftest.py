@@ -195,6 +195,13 @@ def signup_binary() -> Path:
     return (REPO_ROOT / target_dir / "debug" / "b2b-signup").resolve()
 
 
+def funchost_binary() -> Path:
+    """The local Functions host (crates/funchost), built beside the handler."""
+    if explicit := os.environ.get("B2B_FUNCHOST_BIN"):
+        return Path(explicit).resolve()
+    return signup_binary().parent / "funchost"
+
+
 def host_json_arguments() -> list[str]:
     """The arguments the Functions host would pass: host.json customHandler.description.arguments."""
     try:

@@ -31,7 +31,7 @@ azurite = interop.azurite
 
 REPO_ROOT = interop.REPO_ROOT
 FUNCTION_KEY = "openapi-test-key-7f3a"
-LISTENING = re.compile(r"^b2b-signup host listening on (http://127\.0\.0\.1:\d+)$")
+LISTENING = re.compile(r"^funchost listening on (http://127\.0\.0\.1:\d+)$")
 RUNNER_START_TIMEOUT_S = 30
 
 
@@ -54,8 +54,10 @@ def _app_root(root: Path) -> None:
 @pytest.fixture(scope="session")
 def portal(azurite, tmp_path_factory) -> Portal:
     binary = interop.signup_binary()
-    if not binary.is_file():
-        pytest.fail(f"{binary} is missing: run `cargo build --bins`", pytrace=False)
+    funchost = interop.funchost_binary()
+    for built in (binary, funchost):
+        if not built.is_file():
+            pytest.fail(f"{built} is missing: run `cargo build --workspace --bins`", pytrace=False)
     workdir = tmp_path_factory.mktemp("portal")
     root = workdir / "app"
     _app_root(root)
@@ -64,7 +66,7 @@ def portal(azurite, tmp_path_factory) -> Portal:
     env.pop("FUNCTIONS_CUSTOMHANDLER_PORT")  # the runner picks the handler's port
     env["B2B_HOST_FUNCTION_KEYS"] = f"default={FUNCTION_KEY}"
     process = interop.start_process(
-        [str(binary), "host", "--port", "0", "--app-root", str(root), "--handler", str(binary)],
+        [str(funchost), "--port", "0", "--app-root", str(root), "--handler", str(binary)],
         log_path,
         cwd=workdir,
         env=env,

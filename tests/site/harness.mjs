@@ -1,7 +1,7 @@
 // The real portal for the browser tests: an in-memory Azurite (loopback, OS-chosen ports,
-// telemetry off), and `b2b-signup host --port 0 --site … --handler …` with the project's
-// host.json and function folders, a test policy and SIGNUP_DRY_RUN=true. Everything lives
-// in a temporary folder: the runner gets its own app root (so a developer's
+// telemetry off), and `funchost --port 0 --site … --site-csp … --handler b2b-signup` with
+// the project's host.json and function folders, a test policy and SIGNUP_DRY_RUN=true.
+// Everything lives in a temporary folder: the runner gets its own app root (so a developer's
 // local.settings.json never leaks in) and its own copy of site/ with a config.json
 // generated from the test policy by `b2b-signup site config` (so a running scripts/run
 // keeps its own). Every wait is bounded; stop() ends only the processes started here.
@@ -15,6 +15,8 @@ import { createInterface } from 'node:readline';
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TARGET_DIR = resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target');
 export const BINARY = process.env.B2B_SIGNUP_BIN || join(TARGET_DIR, 'debug', 'b2b-signup');
+/** The local Functions host (crates/funchost; development only). */
+export const FUNCHOST = process.env.B2B_FUNCHOST_BIN || join(TARGET_DIR, 'debug', 'funchost');
 export const ARTIFACTS = join(TARGET_DIR, 'site-artifacts');
 
 // Azurite's well-known development account (public, documented by Microsoft).
@@ -135,7 +137,9 @@ function cleanEnvironment(extra) {
  * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider).
  */
 export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } = {}) {
-  if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run cargo build --bins`);
+  for (const binary of [BINARY, FUNCHOST]) {
+    if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build --workspace --bins`);
+  }
   const workdir = mkdtempSync(join(tmpdir(), 'b2b-site-test-'));
   const processes = [];
   // SIGTERM (the runner then stops its handler), SIGKILL after 10 s; the runner before Azurite.
@@ -175,11 +179,14 @@ export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } =
       stdio: ['ignore', 'ignore', 'inherit'],
     });
 
+    // The page's Content-Security-Policy as the app states it (scripts/run does the same).
+    const csp = execFileSync(BINARY, ['site', 'csp'], { env, encoding: 'utf8' }).trim();
+
     const host = await waitForLine(
-      BINARY,
-      ['host', '--port', '0', '--app-root', appRoot, '--site', site, '--handler', BINARY],
+      FUNCHOST,
+      ['--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY],
       { cwd: workdir, env },
-      /^b2b-signup host listening on (http:\/\/127\.0\.0\.1:\d+)$/,
+      /^funchost listening on (http:\/\/127\.0\.0\.1:\d+)$/,
       30_000,
       'the host runner',
     );

@@ -196,7 +196,7 @@ mod tests {
     fn the_projects_example_file_loads() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/local.settings.json.example"
+            "/../../local.settings.json.example"
         ))
         .unwrap();
         let mut settings = HostSettings::default();

@@ -14,8 +14,10 @@ use wiremock::{
     matchers::{body_json, method, path, path_regex},
 };
 
-use crate::helpers::{
-    AppRoot, Azurite, FUNCTION_KEY, HostProcess, Queues, TEST_HOST_JSON, handler_binary,
+use test_support::{
+    Azurite,
+    entra::{REDEEM_TICKET, invitation_created, mount_token_endpoint},
+    funchost::{AppRoot, FUNCTION_KEY, HostProcess, Queues, TEST_HOST_JSON},
 };
 
 const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
@@ -68,7 +70,7 @@ async fn portal(azurite: &Azurite, host_json: &str, settings: serde_json::Value)
         .unwrap();
         root = root.function(function, &file);
     }
-    let handler = handler_binary();
+    let handler = std::path::PathBuf::from(env!("CARGO_BIN_EXE_b2b-signup"));
     let host = HostProcess::start(&root, &["--handler", handler.to_str().unwrap()], &[]).await;
     let account = StorageAccount::from_connection_string(&azurite.connection_string()).unwrap();
     Portal {
@@ -91,19 +93,11 @@ fn live_settings(graph: &MockServer) -> serde_json::Value {
 }
 
 async fn mock_token(graph: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path(format!("/{TENANT}/oauth2/v2.0/token")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "token_type": "Bearer", "expires_in": 3599, "access_token": "e2e-token"
-        })))
-        .mount(graph)
-        .await;
+    mount_token_endpoint(graph, TENANT, "e2e-token").await;
 }
 
 fn invited(user_id: &str) -> ResponseTemplate {
-    ResponseTemplate::new(201)
-        .insert_header("request-id", "e2e-request")
-        .set_body_json(json!({"id": "inv", "inviteRedeemUrl": "https://redeem.example/secret", "invitedUser": {"id": user_id}}))
+    invitation_created(user_id, "e2e-request")
 }
 
 impl Portal {
@@ -201,7 +195,7 @@ async fn a_sign_up_through_the_runner_becomes_an_invited_guest_in_its_groups() {
         .wait_for_count("signup-requests", 0, Duration::from_secs(5))
         .await;
     assert!(
-        !portal.host.output().contains("redeem.example"),
+        !portal.host.output().contains(REDEEM_TICKET),
         "the redeem URL never reaches a log"
     );
 }
@@ -417,7 +411,7 @@ async fn no_log_line_carries_an_address_a_name_a_secret_or_a_token() {
         ("the access token", "e2e-token"),
         ("the storage account key", account_key),
         ("the function key", FUNCTION_KEY),
-        ("the redeem URL", "redeem.example"),
+        ("the redeem URL", REDEEM_TICKET),
     ] {
         assert!(
             !output.to_lowercase().contains(&secret.to_lowercase()),

@@ -17,8 +17,8 @@
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
-use bytes::{Buf, Bytes};
-use futures::Stream;
+use bytes::{Buf, BufMut, Bytes};
+use futures::{Stream, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use percent_encoding::percent_decode_str;
@@ -32,14 +32,13 @@ use super::{
     config::{AuthLevel, Function, Trigger},
     cors::Cors,
 };
-use crate::functions::body::{BodyError, read_limited};
 
 /// Azure's request size limit for HTTP functions (100 MB).
 /// <https://learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits>
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
 /// The host version the runner claims in `X-Azure-Functions-HostVersion`.
-pub const HOST_VERSION: &str = concat!("4.0.0-b2b-signup-runner.", env!("CARGO_PKG_VERSION"));
+pub const HOST_VERSION: &str = concat!("4.0.0-funchost.", env!("CARGO_PKG_VERSION"));
 
 /// One segment of a route template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +49,40 @@ enum Segment {
     Parameter,
 }
 
+/// Why a `route` is not one the runner can serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error(
+        "route parameter {0:?} is not supported by the local host runner (only {{name}}: no \
+         constraints, optional or catch-all parameters)"
+    )]
+    UnsupportedParameter(String),
+    #[error(
+        "route segment {0:?} mixes text and parameters, which the local host runner does not \
+         support"
+    )]
+    MixedSegment(String),
+}
+
+/// Why the HTTP functions cannot be routed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteTableError {
+    #[error("{function}: {method:?} is not an HTTP method")]
+    Method { function: String, method: String },
+    #[error("{function}: {source}")]
+    Route {
+        function: String,
+        source: RouteError,
+    },
+}
+
+/// Why the function keys setting cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeysError {
+    #[error("each entry must be name=key")]
+    NotNameEqualsKey,
+}
+
 /// A function's `route`, e.g. `requests/{id}/approve`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTemplate {
@@ -58,22 +91,16 @@ pub struct RouteTemplate {
 
 impl RouteTemplate {
     /// Parses a route; only whole-segment `{name}` parameters are supported.
-    pub fn parse(route: &str) -> Result<Self, String> {
+    pub fn parse(route: &str) -> Result<Self, RouteError> {
         let mut segments = Vec::new();
         for segment in route.trim_matches('/').split('/').filter(|s| !s.is_empty()) {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(format!(
-                        "route parameter {segment:?} is not supported by the local host runner \
-                         (only {{name}}: no constraints, optional or catch-all parameters)"
-                    ));
+                    return Err(RouteError::UnsupportedParameter(segment.to_owned()));
                 }
                 segments.push(Segment::Parameter);
             } else if segment.contains(['{', '}']) {
-                return Err(format!(
-                    "route segment {segment:?} mixes text and parameters, which the local host \
-                     runner does not support"
-                ));
+                return Err(RouteError::MixedSegment(segment.to_owned()));
             } else {
                 segments.push(Segment::Literal(segment.to_owned()));
             }
@@ -134,7 +161,7 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Routes for the HTTP functions among `functions`; `prefix` is host.json's `routePrefix`.
-    pub fn new(prefix: &str, functions: &[Function]) -> Result<Self, String> {
+    pub fn new(prefix: &str, functions: &[Function]) -> Result<Self, RouteTableError> {
         let mut routes = Vec::new();
         for function in functions {
             let Trigger::Http(trigger) = &function.trigger else {
@@ -144,14 +171,20 @@ impl RouteTable {
                 .methods
                 .iter()
                 .map(|m| {
-                    Method::from_bytes(m.as_bytes())
-                        .map_err(|_| format!("{}: {m:?} is not an HTTP method", function.name))
+                    Method::from_bytes(m.as_bytes()).map_err(|_| RouteTableError::Method {
+                        function: function.name.clone(),
+                        method: m.clone(),
+                    })
                 })
                 .collect::<Result<_, _>>()?;
             routes.push(HttpRoute {
                 function: function.name.clone(),
-                template: RouteTemplate::parse(&trigger.route)
-                    .map_err(|e| format!("{}: {e}", function.name))?,
+                template: RouteTemplate::parse(&trigger.route).map_err(|source| {
+                    RouteTableError::Route {
+                        function: function.name.clone(),
+                        source,
+                    }
+                })?,
                 methods,
                 auth_level: trigger.auth_level,
             });
@@ -221,7 +254,7 @@ impl std::fmt::Debug for FunctionKeys {
 
 impl FunctionKeys {
     /// Parses `name=key,name2=key2`; an empty or absent setting means no keys.
-    pub fn parse(setting: Option<&str>) -> Result<Self, String> {
+    pub fn parse(setting: Option<&str>) -> Result<Self, KeysError> {
         let mut keys = Vec::new();
         for pair in setting
             .unwrap_or_default()
@@ -233,7 +266,7 @@ impl FunctionKeys {
                 .split_once('=')
                 .map(|(n, k)| (n.trim(), k.trim()))
                 .filter(|(n, k)| !n.is_empty() && !k.is_empty())
-                .ok_or_else(|| "each entry must be name=key".to_owned())?;
+                .ok_or(KeysError::NotNameEqualsKey)?;
             keys.push((name.to_owned(), key.as_bytes().to_vec()));
         }
         Ok(Self(keys))
@@ -499,7 +532,7 @@ where
         RouteMatch::MethodNotAllowed => return empty(StatusCode::METHOD_NOT_ALLOWED),
         // The host's own page at `/`; anything else unknown is 404, as in Azure.
         RouteMatch::NotFound if path == "/" && method == Method::GET => {
-            return warp::reply::Response::new("b2b-signup local host runner: running\n".into());
+            return warp::reply::Response::new("funchost: running\n".into());
         }
         RouteMatch::NotFound => return empty(StatusCode::NOT_FOUND),
     };
@@ -517,10 +550,9 @@ where
         headers.remove("x-functions-key");
         query = strip_code(&query);
     }
-    let body = match read_limited(body, MAX_REQUEST_BYTES).await {
+    let body = match read_body(body).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return empty(StatusCode::PAYLOAD_TOO_LARGE),
-        Err(BodyError::Unreadable) => return empty(StatusCode::BAD_REQUEST),
+        Err(status) => return empty(status),
     };
     let path_and_query = if query.is_empty() {
         path.to_owned()
@@ -560,6 +592,25 @@ where
     }
 }
 
+/// Reads the request body, stopping as soon as it passes [`MAX_REQUEST_BYTES`]: 413 then,
+/// 400 for a body that breaks off.
+async fn read_body<S, B>(body: S) -> Result<Bytes, StatusCode>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let mut body = std::pin::pin!(body);
+    let mut collected = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if collected.len() + chunk.remaining() > MAX_REQUEST_BYTES {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        collected.put(chunk);
+    }
+    Ok(collected.freeze())
+}
+
 fn empty(status: StatusCode) -> warp::reply::Response {
     let mut response = warp::reply::Response::new(Bytes::new().into());
     *response.status_mut() = status;
@@ -569,7 +620,7 @@ fn empty(status: StatusCode) -> warp::reply::Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::config::HttpTrigger;
+    use crate::config::HttpTrigger;
 
     fn http(name: &str, route: &str, methods: &[&str], auth_level: AuthLevel) -> Function {
         Function {

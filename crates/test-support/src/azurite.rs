@@ -1,17 +1,12 @@
-//! One Azurite per test: in memory, on OS-chosen loopback ports, telemetry off. Shared by
-//! the test binaries (`#[path]`-included), each of which needs its own storage.
+//! One Azurite per test: in memory, on OS-chosen loopback ports, telemetry off (always:
+//! without `--disableTelemetry` it reports usage and probes a cloud metadata address).
 
 use std::{
     io::{BufRead, BufReader},
-    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::mpsc,
     time::Duration,
 };
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// One Azurite process, killed when dropped.
 pub struct Azurite {
@@ -23,11 +18,11 @@ pub struct Azurite {
 
 impl Azurite {
     pub fn start() -> Self {
-        let bin = repo_root().join("node_modules/.bin/azurite");
+        let bin = crate::workspace_root().join("node_modules/.bin/azurite");
         assert!(
             bin.exists(),
             "Azurite is not installed: run `npm ci` in {}",
-            repo_root().display()
+            crate::workspace_root().display()
         );
         let mut child = Command::new(bin)
             .args([

@@ -1,21 +1,19 @@
-//! The sign-up page's static files (`b2b-signup host --site DIR`), served at every path no
+//! A static site's files (`funchost --site DIR`, the sign-up page), served at every path no
 //! function takes, so the page and the API it posts to share one address locally (as they do
 //! behind Azure Static Web Apps with a linked Functions app).
 //!
 //! Only files inside the folder are served: no directory listings (a folder answers with its
 //! `index.html` or 404), no `..`, no hidden files, nothing reached through a symbolic link
-//! that leads outside. Every answer carries a Content-Security-Policy that allows this origin
-//! only, plus the configured captcha provider's script and frame origins
-//! (`SIGNUP_CAPTCHA_PROVIDER`), and `nosniff` and `no-referrer`: the page handles personal
-//! data, and the request id in `thanks.html?id=…` must not leak to another site.
+//! that leads outside. Every answer carries the Content-Security-Policy given with
+//! `--site-csp` (this origin only without it: the app, not the host, knows what its page
+//! loads), and `nosniff` and `no-referrer`: the page handles personal data, and the request
+//! id in `thanks.html?id=…` must not leak to another site.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 use warp::http::{HeaderValue, Method, StatusCode, header};
-
-use crate::abuse::CaptchaProvider;
 
 /// Characters escaped when a path segment goes back into a `Location`.
 const SEGMENT: &AsciiSet = &CONTROLS
@@ -35,6 +33,26 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// Larger files are not the sign-up page's; refusing them keeps memory bounded.
 const MAX_FILE_BYTES: u64 = 5 * 1024 * 1024;
 
+/// The Content-Security-Policy without `--site-csp`: this origin only. An app whose page
+/// loads from elsewhere (a captcha widget) passes its own policy.
+pub const SELF_ONLY_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; frame-src 'none'; img-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Why a folder cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("--site {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--site {}: not a folder", .0.display())]
+    NotAFolder(PathBuf),
+    #[error("--site-csp: not a valid header value")]
+    InvalidPolicy,
+}
+
 /// A folder served as a static site.
 #[derive(Debug, Clone)]
 pub struct StaticSite {
@@ -44,16 +62,17 @@ pub struct StaticSite {
 }
 
 impl StaticSite {
-    /// Serves `dir`; `captcha` widens the policy for that provider's widget.
-    pub fn new(dir: &Path, captcha: Option<CaptchaProvider>) -> Result<Self, String> {
-        let root = dir
-            .canonicalize()
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    /// Serves `dir` with `csp` (default [`SELF_ONLY_CSP`]) on every answer.
+    pub fn new(dir: &Path, csp: Option<&str>) -> Result<Self, SiteError> {
+        let root = dir.canonicalize().map_err(|source| SiteError::Unreadable {
+            path: dir.to_owned(),
+            source,
+        })?;
         if !root.is_dir() {
-            return Err(format!("{} is not a folder", dir.display()));
+            return Err(SiteError::NotAFolder(dir.to_owned()));
         }
-        let csp = HeaderValue::from_str(&content_security_policy(captcha))
-            .map_err(|e| format!("content security policy: {e}"))?;
+        let csp = HeaderValue::from_str(csp.unwrap_or(SELF_ONLY_CSP))
+            .map_err(|_| SiteError::InvalidPolicy)?;
         Ok(Self { root, csp })
     }
 
@@ -188,45 +207,6 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// This origin only; a captcha provider adds the origins its widget loads from, as each
-/// provider documents:
-/// <https://developers.cloudflare.com/turnstile/reference/content-security-policy/>,
-/// <https://docs.hcaptcha.com/#content-security-policy-settings>,
-/// <https://developers.google.com/recaptcha/docs/faq#im-using-content-security-policy-csp-on-my-website.-how-can-i-configure-it-to-work-with-recaptcha>.
-pub fn content_security_policy(captcha: Option<CaptchaProvider>) -> String {
-    let (script, frame, style, connect) = match captcha {
-        None => ("", "", "", ""),
-        Some(CaptchaProvider::Turnstile) => (
-            " https://challenges.cloudflare.com",
-            " https://challenges.cloudflare.com",
-            "",
-            "",
-        ),
-        Some(CaptchaProvider::HCaptcha) => (
-            " https://hcaptcha.com https://*.hcaptcha.com",
-            " https://hcaptcha.com https://*.hcaptcha.com",
-            " https://hcaptcha.com https://*.hcaptcha.com",
-            " https://hcaptcha.com https://*.hcaptcha.com",
-        ),
-        Some(CaptchaProvider::ReCaptcha) => (
-            " https://www.google.com/recaptcha/ https://www.gstatic.com/recaptcha/",
-            " https://www.google.com/recaptcha/ https://recaptcha.google.com/recaptcha/",
-            "",
-            "",
-        ),
-    };
-    let frame = if frame.is_empty() {
-        " 'none'".to_owned()
-    } else {
-        frame.to_owned()
-    };
-    format!(
-        "default-src 'self'; script-src 'self'{script}; style-src 'self'{style}; \
-         connect-src 'self'{connect}; frame-src{frame}; img-src 'self'; object-src 'none'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,19 +235,5 @@ mod tests {
         ] {
             assert_eq!(safe_segments(bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn the_policy_opens_only_the_configured_captcha() {
-        let plain = content_security_policy(None);
-        assert!(plain.contains("script-src 'self';"), "{plain}");
-        assert!(plain.contains("frame-src 'none';"), "{plain}");
-        assert!(!plain.contains("https:"), "{plain}");
-        let turnstile = content_security_policy(Some(CaptchaProvider::Turnstile));
-        assert!(
-            turnstile.contains("script-src 'self' https://challenges.cloudflare.com;"),
-            "{turnstile}"
-        );
-        assert!(!turnstile.contains("hcaptcha") && !turnstile.contains("google"));
     }
 }

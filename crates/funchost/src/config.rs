@@ -694,8 +694,8 @@ mod tests {
 
     #[test]
     fn the_projects_host_json_is_read_with_its_values() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/host.json")).unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../host.json"))
+            .unwrap();
         let host = HostConfig::parse(Path::new("host.json"), &text).unwrap();
         assert_eq!(host.executable, PathBuf::from("b2b-signup"));
         assert!(host.forward_http);
@@ -784,7 +784,7 @@ mod tests {
     fn the_projects_function_json_is_a_forwarded_http_function() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/SignupHttp/function.json"
+            "/../../SignupHttp/function.json"
         ))
         .unwrap();
         let f = function("SignupHttp", &text).unwrap().unwrap();

@@ -2,11 +2,15 @@
 //! `AzureWebJobsStorage` (a connection string) or its identity-based form
 //! (`AzureWebJobsStorage__accountName`, `__tableServiceUri`, `__queueServiceUri`).
 //!
+//! Its own crate because two programs read that setting the way the Functions host does:
+//! the product (its tables and queue) and the development host `funchost` (the queues it
+//! polls for triggers). Neither depends on the other; both depend on this.
+//!
 //! See <https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity>.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
-use azure_storage::{CloudLocation, ConnectionString};
+use azure_storage::{CloudLocation, ConnectionString, StorageCredentials};
 
 /// Azurite's well-known development account (public, documented by Microsoft).
 const DEV_ACCOUNT: &str = "devstoreaccount1";
@@ -152,14 +156,14 @@ impl StorageAccount {
         })
     }
 
-    pub(super) fn table_location(&self) -> CloudLocation {
+    pub fn table_location(&self) -> CloudLocation {
         CloudLocation::Custom {
             account: self.account.clone(),
             uri: self.table_endpoint.clone(),
         }
     }
 
-    pub(super) fn queue_location(&self) -> CloudLocation {
+    pub fn queue_location(&self) -> CloudLocation {
         CloudLocation::Custom {
             account: self.account.clone(),
             uri: self.queue_endpoint.clone(),
@@ -167,9 +171,27 @@ impl StorageAccount {
     }
 }
 
+/// The credential that signs requests for `auth`: the key, the SAS, or the App Service
+/// managed identity's token (fetched lazily, on the first request).
+pub fn credentials(auth: &StorageAuth) -> azure_core::Result<StorageCredentials> {
+    match auth {
+        StorageAuth::SharedKey { account, key } => Ok(StorageCredentials::access_key(
+            account.clone(),
+            azure_core::auth::Secret::new(key.clone()),
+        )),
+        StorageAuth::Sas(token) => StorageCredentials::sas_token(token.clone()),
+        StorageAuth::ManagedIdentity => {
+            let credential = azure_identity::AppServiceManagedIdentityCredential::create(
+                azure_identity::TokenCredentialOptions::default(),
+            )?;
+            Ok(StorageCredentials::token_credential(Arc::new(credential)))
+        }
+    }
+}
+
 /// `https://acct.table.core.windows.net` → `acct`; `http://127.0.0.1:10002/acct` → `acct`.
 fn account_from_uri(uri: &str) -> Option<String> {
-    let url = reqwest::Url::parse(uri).ok()?;
+    let url = url::Url::parse(uri).ok()?;
     let from_path = url.path_segments()?.find(|s| !s.is_empty());
     match (url.host()?, from_path) {
         (url::Host::Domain(host), _) if host.contains('.') && !host.starts_with("localhost") => {

@@ -1,7 +1,11 @@
-//! The local host runner: `b2b-signup host` plays the Azure Functions host's part for
+//! `funchost`: the local host runner. It plays the Azure Functions host's part for
 //! development and tests, where Core Tools (`func`) cannot be installed.
 //!
-//! It reads the same files as the host and behaves as the host does towards the handler:
+//! It knows of the app only what `func start` knows: host.json, the `*/function.json`
+//! files, the settings (the environment and local.settings.json) and its command-line flags.
+//! It is a member of the workspace, never a dependency of the handler, so nothing here
+//! reaches the deployed binary. It reads the same files as the host and behaves as the host
+//! does towards the handler:
 //!
 //! - [`config`]: `host.json` and every `*/function.json`; [`settings`]: the environment plus
 //!   `local.settings.json`, as `func start` reads them.
@@ -10,8 +14,9 @@
 //! - [`http`]: forwards `/<routePrefix>/<route>` requests unchanged, with `authLevel` keys.
 //! - [`queues`] (on [`queue_store`]) and [`timers`] (on [`ncrontab`]): trigger functions with
 //!   the exact invocation payloads of [`payload`], sent by [`invoke`].
-//! - [`site`]: with `--site DIR`, the sign-up page's static files at every other path (not
-//!   something the Functions host does: it puts the page and the API on one local address).
+//! - [`site`]: with `--site DIR`, a static site's files at every other path, with the
+//!   Content-Security-Policy given by `--site-csp` (not something the Functions host does:
+//!   it puts the page and the API on one local address).
 //!
 //! What it does not do: other bindings, output bindings, the admin API, keys in storage,
 //! timer schedule state across runs. A function that needs more is refused at start-up.
@@ -35,14 +40,14 @@ use std::{
 
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
-use crate::storage::{ConnectionError, StorageAccount, azure::StorageTimeouts};
+use webjobs_storage::{ConnectionError, StorageAccount};
 
 use self::{
     config::{AppConfig, AuthLevel, ConfigError, Trigger},
     handler::{HandlerError, HandlerSource, RunningHandler},
-    http::{Forwarder, FunctionKeys, HttpFrontDoor, RouteTable},
+    http::{Forwarder, FunctionKeys, HttpFrontDoor, KeysError, RouteTable, RouteTableError},
     invoke::Invoker,
-    queue_store::{AzureQueueStore, QueueStore},
+    queue_store::{AzureQueueStore, QueueStore, QueueStoreError},
     queues::QueueListener,
     settings::{FUNCTION_KEYS_SETTING, HostSettings, SettingsError},
     timers::TimerListener,
@@ -62,6 +67,8 @@ pub struct HostOptions {
     pub handler: HandlerSource,
     /// A folder of static files (the sign-up page) to serve at paths no function takes.
     pub site: Option<PathBuf>,
+    /// The site's Content-Security-Policy; `None`: this origin only.
+    pub site_csp: Option<String>,
 }
 
 /// Why the runner could not start, or stopped on its own.
@@ -72,19 +79,24 @@ pub enum HostError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{FUNCTION_KEYS_SETTING}: {0}")]
-    Keys(String),
+    Keys(#[from] KeysError),
     #[error("HTTP routes: {0}")]
-    Routes(String),
-    #[error("--site: {0}")]
-    Site(String),
+    Routes(#[from] RouteTableError),
+    #[error(transparent)]
+    Site(#[from] site::SiteError),
     #[error("storage for {function} (connection setting {setting:?}): {source}")]
     Storage {
         function: String,
         setting: String,
         source: ConnectionError,
     },
-    #[error("cannot set up clients: {0}")]
-    Client(String),
+    #[error("cannot set up the HTTP client that invokes the handler: {0}")]
+    InvokerClient(#[source] reqwest::Error),
+    #[error("cannot set up the queue client for {setting:?}: {source}")]
+    QueueClient {
+        setting: String,
+        source: QueueStoreError,
+    },
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
     #[error(transparent)]
@@ -96,7 +108,7 @@ pub enum HostError {
 
 /// Runs until `shutdown` completes (Ctrl-C, SIGTERM) or the handler exits.
 ///
-/// Prints `b2b-signup host listening on http://127.0.0.1:<port>` on stdout once the handler
+/// Prints `funchost listening on http://127.0.0.1:<port>` on stdout once the handler
 /// is ready and every trigger has started.
 pub async fn run(
     options: HostOptions,
@@ -104,17 +116,11 @@ pub async fn run(
 ) -> Result<(), HostError> {
     let settings = HostSettings::load(&options.app_root)?;
     let app = AppConfig::load(&options.app_root, &settings)?;
-    let keys = FunctionKeys::parse(settings.get(FUNCTION_KEYS_SETTING).as_deref())
-        .map_err(HostError::Keys)?;
-    let routes =
-        RouteTable::new(&app.host.route_prefix, &app.functions).map_err(HostError::Routes)?;
+    let keys = FunctionKeys::parse(settings.get(FUNCTION_KEYS_SETTING).as_deref())?;
+    let routes = RouteTable::new(&app.host.route_prefix, &app.functions)?;
     let stores = queue_stores(&app, &settings)?;
     let site = match &options.site {
-        Some(dir) => {
-            let captcha = crate::site_config::captcha_provider(|name| settings.get(name))
-                .map_err(HostError::Site)?;
-            Some(site::StaticSite::new(dir, captcha).map_err(HostError::Site)?)
-        }
+        Some(dir) => Some(site::StaticSite::new(dir, options.site_csp.as_deref())?),
         None => None,
     };
 
@@ -133,7 +139,7 @@ pub async fn run(
     let mut handler =
         RunningHandler::start(&options.handler, &options.app_root, &app.host, &settings).await?;
     let invoker = Invoker::new(handler.base_url.clone(), app.host.function_timeout)
-        .map_err(|e| HostError::Client(e.to_string()))?;
+        .map_err(HostError::InvokerClient)?;
 
     let needs_keys = app
         .functions
@@ -244,8 +250,10 @@ fn queue_stores(
             setting: trigger.connection.clone(),
             source,
         })?;
-        let store = AzureQueueStore::new(&account, StorageTimeouts::default())
-            .map_err(|e| HostError::Client(e.to_string()))?;
+        let store = AzureQueueStore::new(&account).map_err(|source| HostError::QueueClient {
+            setting: trigger.connection.clone(),
+            source,
+        })?;
         stores.insert(trigger.connection.clone(), Arc::new(store));
     }
     Ok(stores)
@@ -275,7 +283,7 @@ fn print_functions(app: &AppConfig, address: &str) {
         };
         let _ = writeln!(out, "\t{}: {line}", function.name);
     }
-    let _ = writeln!(out, "\nb2b-signup host listening on http://{address}");
+    let _ = writeln!(out, "\nfunchost listening on http://{address}");
     let _ = out.flush();
 }
 

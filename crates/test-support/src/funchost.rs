@@ -1,6 +1,7 @@
-//! The runner under test and what it talks to: an app root in a temporary folder, the real
-//! `b2b-signup host` process, a fake handler in the test process (the runner's
-//! `--handler-url`), and queues on a real Azurite.
+//! The local Functions host under test: an app root in a temporary folder, the real
+//! `funchost` process, and queues on a real Azurite read and written as the outside world
+//! would. Shared by funchost's own tests (with a fake handler) and the product's (with the
+//! real one).
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -13,18 +14,8 @@ use std::{
 use azure_storage::{CloudLocation, StorageCredentials};
 use azure_storage_queues::{QueueClient, QueueServiceClientBuilder};
 use base64::Engine;
-use bytes::Bytes;
-use tokio::sync::mpsc as async_mpsc;
-use warp::{
-    Filter,
-    http::{HeaderMap, Method},
-};
 
-// Only part of the shared Azurite helper is used here.
-#[allow(dead_code)]
-#[path = "../support/azurite.rs"]
-mod azurite;
-pub use azurite::Azurite;
+use crate::Azurite;
 
 /// A test host.json: forwarding on, and queue settings that make retries quick.
 pub const TEST_HOST_JSON: &str = r#"{
@@ -78,7 +69,7 @@ impl AppRoot {
     }
 }
 
-/// A `b2b-signup host` process, killed when dropped; its output is kept for failures.
+/// A `funchost` process, killed when dropped; its output is kept for failures.
 pub struct HostProcess {
     child: Child,
     pub address: String,
@@ -94,7 +85,7 @@ impl HostProcess {
         let address = loop {
             match lines.try_recv() {
                 Ok(line) => {
-                    if let Some(address) = line.strip_prefix("b2b-signup host listening on ") {
+                    if let Some(address) = line.strip_prefix("funchost listening on ") {
                         break address.trim().to_owned();
                     }
                 }
@@ -132,9 +123,8 @@ impl HostProcess {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> (Child, Arc<Mutex<String>>, mpsc::Receiver<String>) {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_b2b-signup"));
+        let mut command = Command::new(crate::funchost_bin());
         command
-            .arg("host")
             .args(["--port", "0", "--app-root"])
             .arg(root.path())
             .args(args)
@@ -240,111 +230,6 @@ impl Drop for HostProcess {
     }
 }
 
-/// A request the fake handler received.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub method: Method,
-    pub path_and_query: String,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Received {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).expect("the request body is JSON")
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// The fake handler's answer: status, headers, body.
-pub type Answer = (u16, Vec<(&'static str, String)>, Vec<u8>);
-
-/// The answer a custom handler gives a successful invocation.
-pub fn invocation_ok() -> Answer {
-    (
-        200,
-        vec![("content-type", "application/json".into())],
-        br#"{"Outputs":{},"Logs":["handled"],"ReturnValue":null}"#.to_vec(),
-    )
-}
-
-/// An HTTP server in the test process standing in for the handler: records every request
-/// and answers with `respond`.
-pub struct FakeHandler {
-    pub url: String,
-    received: async_mpsc::UnboundedReceiver<Received>,
-}
-
-impl FakeHandler {
-    pub async fn start(respond: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Self {
-        let respond = Arc::new(respond);
-        let (tx, received) = async_mpsc::unbounded_channel();
-        let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-        let routes = warp::any()
-            .and(warp::method())
-            .and(warp::path::full())
-            .and(raw_query)
-            .and(warp::header::headers_cloned())
-            .and(warp::body::bytes())
-            .map(
-                move |method, path: warp::path::FullPath, query: String, headers, body| {
-                    let path_and_query = if query.is_empty() {
-                        path.as_str().to_owned()
-                    } else {
-                        format!("{}?{query}", path.as_str())
-                    };
-                    let request = Received {
-                        method,
-                        path_and_query,
-                        headers,
-                        body,
-                    };
-                    let (status, headers, body) = respond(&request);
-                    let _ = tx.send(request);
-                    let mut response = warp::http::Response::builder().status(status);
-                    for (name, value) in headers {
-                        response = response.header(name, value);
-                    }
-                    response
-                        .body(body)
-                        .unwrap_or_else(|_| warp::http::Response::new(Vec::new()))
-                },
-            );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        tokio::spawn(warp::serve(routes).incoming(listener).run());
-        Self { url, received }
-    }
-
-    /// The next request to `path` (ignoring others), within `timeout`.
-    pub async fn next_to(&mut self, path: &str, timeout: Duration) -> Received {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.received.recv()).await {
-                Ok(Some(request)) if request.path_and_query.starts_with(path) => return request,
-                Ok(Some(_)) => continue,
-                _ => panic!("no request to {path} within {timeout:?}"),
-            }
-        }
-    }
-
-    /// Requests to `path` received so far (without waiting).
-    pub fn received_so_far(&mut self, path: &str) -> Vec<Received> {
-        let mut found = Vec::new();
-        while let Ok(request) = self.received.try_recv() {
-            if request.path_and_query.starts_with(path) {
-                found.push(request);
-            }
-        }
-        found
-    }
-}
-
 /// Queues on the test's Azurite, written and read as the outside world would.
 pub struct Queues {
     service: azure_storage_queues::QueueServiceClient,
@@ -427,11 +312,6 @@ impl Queues {
     }
 }
 
-/// The path to the real handler binary.
-pub fn handler_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_b2b-signup"))
-}
-
 /// An executable shell script in `root`.
 pub fn script(root: &AppRoot, name: &str, body: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -439,10 +319,4 @@ pub fn script(root: &AppRoot, name: &str, body: &str) -> PathBuf {
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script written");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
-}
-
-/// Decodes a double-encoded Data/Metadata string: the outer JSON string holds JSON text.
-pub fn decode_twice(value: &serde_json::Value) -> String {
-    let text = value.as_str().expect("a string");
-    serde_json::from_str(text).expect("the string holds a JSON string")
 }

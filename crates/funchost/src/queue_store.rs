@@ -1,6 +1,6 @@
 //! The queue operations a queue trigger needs, behind [`QueueStore`], implemented on Azure
-//! Queue storage (or Azurite) with the community 0.21 crate, with the same timeouts and
-//! credentials as the app's own storage ([`crate::storage::azure`]).
+//! Queue storage (or Azurite) with the community 0.21 crate, on the account and credential
+//! the connection setting names ([`webjobs_storage`], read as the app reads it).
 //!
 //! The 0.21 crate sends and returns message text as is (no base64): encoding is the
 //! trigger's business ([`super::queues`]).
@@ -8,15 +8,17 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use azure_core::error::ErrorKind;
-use azure_storage::CloudLocation;
+use azure_core::{
+    ClientOptions, ExponentialRetryOptions, RetryOptions, TransportOptions, error::ErrorKind,
+};
 use azure_storage_queues::{PopReceipt, QueueServiceClient, QueueServiceClientBuilder};
 use time::OffsetDateTime;
+use webjobs_storage::{StorageAccount, credentials};
 
-use crate::storage::{
-    StorageAccount,
-    azure::{StorageTimeouts, client_options, credentials},
-};
+/// Every queue call is bounded: connecting, the whole request, and the SDK's few retries.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const RETRIES: u32 = 2;
 
 /// A message fetched with Get Messages: invisible to others until its lock ends.
 #[derive(Debug, Clone)]
@@ -81,21 +83,26 @@ pub struct AzureQueueStore {
 
 impl AzureQueueStore {
     /// Clients only; no network call until the first operation.
-    pub fn new(
-        account: &StorageAccount,
-        timeouts: StorageTimeouts,
-    ) -> Result<Self, QueueStoreError> {
-        let options =
-            client_options(timeouts).map_err(|e| QueueStoreError::Unavailable(Box::new(e)))?;
+    pub fn new(account: &StorageAccount) -> Result<Self, QueueStoreError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| QueueStoreError::Unavailable(Box::new(e)))?;
+        let options = ClientOptions::new(TransportOptions::new(Arc::new(http))).retry(
+            RetryOptions::exponential(
+                ExponentialRetryOptions::default()
+                    .max_retries(RETRIES)
+                    .initial_delay(Duration::from_millis(100))
+                    .max_total_elapsed(REQUEST_TIMEOUT * 2),
+            ),
+        );
         let credentials =
             credentials(&account.auth).map_err(|e| QueueStoreError::Unavailable(Box::new(e)))?;
-        let location = CloudLocation::Custom {
-            account: account.account.clone(),
-            uri: account.queue_endpoint.clone(),
-        };
-        let service = QueueServiceClientBuilder::with_location(location, credentials)
-            .client_options(options)
-            .build();
+        let service =
+            QueueServiceClientBuilder::with_location(account.queue_location(), credentials)
+                .client_options(options)
+                .build();
         Ok(Self {
             service: Arc::new(service),
         })

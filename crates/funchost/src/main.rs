@@ -1,0 +1,113 @@
+//! `funchost`: the local stand-in for the Azure Functions host (`func start`), for
+//! development and tests on machines where Core Tools cannot be installed. Development
+//! only: it is never packaged with the handler (see the crate map in `lib.rs`).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use funchost::{HostError, HostOptions, handler::HandlerSource};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "funchost",
+    version,
+    about = "Local Azure Functions host for a custom handler: HTTP routes, queue and timer \
+             triggers, as `func start` runs them"
+)]
+struct Args {
+    /// Port to listen on (127.0.0.1); 0 lets the OS choose. Default: local.settings.json
+    /// Host.LocalHttpPort, else 7071.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Handler executable to start (default: host.json defaultExecutablePath in the app root;
+    /// locally the binary is in target/, e.g. target/debug/b2b-signup).
+    #[arg(long, value_name = "PATH", conflicts_with = "handler_url")]
+    handler: Option<PathBuf>,
+    /// Use a handler that is already running at this URL (http://127.0.0.1:PORT) instead of
+    /// starting one: for a handler under a debugger, or a test double. local.settings.json
+    /// does not reach such a handler.
+    #[arg(long, value_name = "URL")]
+    handler_url: Option<url::Url>,
+    /// Folder with host.json, the function folders and local.settings.json.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    app_root: PathBuf,
+    /// Serve the static files of this folder (a sign-up page) at every path no function
+    /// takes, so the page and the API share one address.
+    #[arg(long, value_name = "DIR")]
+    site: Option<PathBuf>,
+    /// The Content-Security-Policy sent with the site's files (default: this origin only).
+    /// The app knows what its page loads: `b2b-signup site csp` prints its policy.
+    #[arg(long, value_name = "POLICY", requires = "site")]
+    site_csp: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("funchost: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    init_logs();
+    let options = HostOptions {
+        app_root: args.app_root,
+        port: args.port,
+        handler: match args.handler_url {
+            Some(url) => HandlerSource::Url(url),
+            None => HandlerSource::Spawn(args.handler),
+        },
+        site: args.site,
+        site_csp: args.site_csp,
+    };
+    match funchost::run(options, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ HostError::HandlerExited(_)) => {
+            tracing::error!("{e}");
+            eprintln!("funchost: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("funchost: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Text logs on stderr-like stdout, `RUST_LOG` as given (default `info`), colour only at a
+/// terminal.
+fn init_logs() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
+        .try_init();
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM. funchost is a development tool for Linux and macOS, like
+/// the handler it starts.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the host runs until its handler exits.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {},
+        _ = terminate.recv() => {},
+    }
+}
