@@ -87,9 +87,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
+    // No `ftpsState`: it is on the Flex Consumption deprecated list (ARM refuses it in some
+    // regions, error 51021); FTP is off through the `ftp` basicPublishingCredentialsPolicies
+    // resource below. https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       cors: {
         allowedOrigins: corsAllowedOrigins
         supportCredentials: false

@@ -261,12 +261,36 @@ def test_the_site_is_https_only_with_ftp_off(parsed):
     tree = parsed["modules/function-app.bicep"]
     site = the_resource(tree, "Microsoft.Web/sites")
     assert site["properties"]["httpsOnly"] is True
-    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
     assert site["properties"]["siteConfig"]["minTlsVersion"] == "1.2"
     policies = resources_of(tree, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
     by_name = {config["name"]: config["properties"]["allow"] for config in policies.values()}
     assert by_name["ftp"] is False
     assert "scm" in by_name
+
+
+# Site properties that Flex Consumption deprecates and ARM may refuse (ftpsState: error 51021 in
+# some regions), as listed in
+# https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
+# (Azure Verified Modules test that ftpsState is omitted for Flex apps). FTP is off through the
+# `ftp` basicPublishingCredentialsPolicies resource instead.
+FLEX_DEPRECATED_SITE_CONFIG = {
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "linuxFxVersion",
+    "netFrameworkVersion",
+    "javaVersion",
+    "powerShellVersion",
+    "functionAppScaleLimit",
+    "preWarmedInstanceCount",
+}
+
+
+def test_the_site_sets_no_property_flex_consumption_deprecates(parsed):
+    site = the_resource(parsed["modules/function-app.bicep"], "Microsoft.Web/sites")
+    deprecated = FLEX_DEPRECATED_SITE_CONFIG & set(site["properties"]["siteConfig"])
+    assert not deprecated, f"siteConfig sets {sorted(deprecated)}, deprecated on Flex Consumption"
+    source = bicep_source_without_comments(INFRA / "modules" / "function-app.bicep")
+    assert not re.search(r"\bftpsState\b", source), "ftpsState is refused on Flex Consumption in some regions"
 
 
 def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
