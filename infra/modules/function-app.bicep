@@ -43,7 +43,8 @@ param runtimeVersion string
 ])
 param instanceMemoryMB int
 
-@minValue(40)
+@description('Upper bound per function scale group, not per app: https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int
 

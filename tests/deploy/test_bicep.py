@@ -293,6 +293,46 @@ def test_the_site_sets_no_property_flex_consumption_deprecates(parsed):
     assert not re.search(r"\bftpsState\b", source), "ftpsState is refused on Flex Consumption in some regions"
 
 
+# Microsoft Graph's invitation manager: 150 requests per 5 seconds per tenant, all apps together
+# (https://learn.microsoft.com/graph/throttling-limits#invitation-manager-service-limits).
+GRAPH_INVITATIONS_PER_5_SECONDS = 150
+
+
+def _decorators(param: dict) -> dict:
+    return {decorator["type"]: decorator.get("argument") for decorator in param["decorators"]}
+
+
+def test_maximum_instance_count_allows_the_documented_minimum(parsed):
+    """Flex Consumption takes 1 to 1000, per function scale group
+    (https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling)."""
+    for file in ("main.bicep", "modules/function-app.bicep"):
+        decorators = _decorators(parsed[file]["parameters"]["maximumInstanceCount"])
+        assert decorators.get("min_value") == 1, f"{file}: @minValue must be the documented 1"
+        assert decorators.get("max_value") == 1000, file
+
+
+def test_the_default_instance_count_keeps_invitations_near_graphs_limit():
+    """Only InviteQueue invites, once per delivery; one instance runs batchSize + newBatchThreshold
+    deliveries at once. With the default, if an invitation and its group add took one second,
+    the app alone stays under Graph's 150 per 5 s (30/s). docs/DEPLOY.md, "Scale", shows the sums."""
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    default = int(re.search(r"^param maximumInstanceCount int = (\d+)$", main, re.M).group(1))
+    example = (INFRA / "main.bicepparam").read_text(encoding="utf-8")
+    assert int(re.search(r"^param maximumInstanceCount = (\d+)$", example, re.M).group(1)) == default
+    queues = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["queues"]
+    per_instance = queues["batchSize"] + queues["newBatchThreshold"]
+    in_flight = default * per_instance
+    assert in_flight * 5 <= GRAPH_INVITATIONS_PER_5_SECONDS, (
+        f"{default} instance(s) x {per_instance} deliveries = {in_flight} invitations in flight: "
+        f"{in_flight * 5} per 5 s at one second each, over Graph's {GRAPH_INVITATIONS_PER_5_SECONDS}"
+    )
+    deploy = (REPO_ROOT / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
+    sums = f"{queues['batchSize']} + {queues['newBatchThreshold']} = {per_instance}"
+    assert sums in deploy, f"docs/DEPLOY.md does not show {sums!r} (host.json changed?)"
+    assert f"maximumInstanceCount` (default {default}," in deploy, "docs/DEPLOY.md's cost notes name another default"
+    assert "https://learn.microsoft.com/graph/throttling-limits#invitation-manager-service-limits" in deploy
+
+
 def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     settings = app_settings(parsed)
     assert settings["SIGNUP_DRY_RUN"] == "false"
