@@ -50,3 +50,27 @@ def test_deploy_md_has_a_publish_fallback_to_the_deployment_container():
     ]
     assert steps == sorted(steps), "upload, then sync triggers, then restart"
     assert "https://learn.microsoft.com/azure/azure-functions/functions-deployment-technologies#trigger-syncing" in fallback
+
+
+# Item 15: the accepted-sign-up budget, worded as issue 15 decided it.
+DECIDED_BUDGET = (
+    "≤ 1/5 of the Node.js peer's CPU per sign-up, and ≤ +25 % over the handler's own storage "
+    "calls plus one HTTP exchange"
+)
+
+
+def test_performance_md_states_the_decided_budget_and_not_the_old_one():
+    performance = REPO_ROOT / "docs" / "PERFORMANCE.md"
+    text = performance.read_text(encoding="utf-8")
+    budget = section(performance, "The accepted-sign-up budget (decided, issue 15)")
+    assert DECIDED_BUDGET in " ".join(budget.split()), "the budget is not stated as decided"
+    for figure in ("0.20", "1.14–1.23", "1/6", "10 ms", "150 ms"):
+        assert figure in budget, f"the side-by-side figure {figure} is missing"
+    # The old budget is gone from every judged row and from the summary...
+    judged = [row for row in text.splitlines() if row.startswith("| accepted") and "≤ +10 %" in row]
+    assert not judged, f"rows still judged against ≤ +10 %: {judged}"
+    assert "≤ +10 %" not in section(performance, "What remains")
+    assert "≤ +25 %" in text and "≤ 1/5" in text
+    # ...while the measured figures stay.
+    for measured in ("+75 %", "+47 %", "+53 %", "+26 %", "852 req/s", "1,294 req/s"):
+        assert measured in text, f"the measured figure {measured} went missing"
