@@ -52,6 +52,29 @@ def test_deploy_md_has_a_publish_fallback_to_the_deployment_container():
     assert "https://learn.microsoft.com/azure/azure-functions/functions-deployment-technologies#trigger-syncing" in fallback
 
 
+# What a script installs, and how the script shows it does (item 14: the README said both
+# scripts install everything, which only scripts/test does).
+INSTALLS = {
+    "Azurite": r"^\s*npm ci\b",
+    "Python test environments": r"scripts/python-env\.sh",
+    "Chromium": r"apt-get install\b.*\bchromium\b",
+    "musl target": r"rustup target add\b",
+}
+
+
+def test_readme_says_what_each_script_installs():
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(scripts/\w+)` \| (.+?) \|$", readme, re.M))
+    assert {"scripts/run", "scripts/test"} <= set(rows), "README.md has no 'installs when missing' table"
+    for script in ("scripts/run", "scripts/test"):
+        source = (REPO_ROOT / script).read_text(encoding="utf-8")
+        code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
+        does = {thing for thing, marker in INSTALLS.items() if re.search(marker, code, re.M)}
+        says = {thing for thing in INSTALLS if thing in rows[script]}
+        assert says == does, f"README.md says {script} installs {sorted(says)}; it installs {sorted(does)}"
+    assert not re.search(r"Both work on a fresh clone[^.]*: they install", readme), "the old claim is back"
+
+
 # Item 15: the accepted-sign-up budget, worded as issue 15 decided it.
 DECIDED_BUDGET = (
     "≤ 1/5 of the Node.js peer's CPU per sign-up, and ≤ +25 % over the handler's own storage "
