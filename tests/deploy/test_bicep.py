@@ -355,7 +355,7 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     # How each local setting is carried in Azure when it is not an app setting of the same name.
     carried_otherwise = {
         "FUNCTIONS_WORKER_RUNTIME": "functionAppConfig.runtime.name",
-        "AzureWebJobsStorage": "AzureWebJobsStorage__accountName (identity-based)",
+        "AzureWebJobsStorage": "AzureWebJobsStorage__accountName + __*ServiceUri (identity-based)",
         # Local client-secret credential for Graph; in Azure the managed identity is used.
         "AZURE_TENANT_ID": "managed identity",
         "AZURE_CLIENT_ID": "managed identity",
@@ -378,6 +378,25 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     }
     for name in local:
         assert name in settings or name in carried_otherwise, f"{name} from local.settings.json.example is not set in Azure"
+
+
+def test_host_storage_is_reached_by_the_accounts_own_endpoints(parsed):
+    """National clouds and custom DNS: the service URIs come from the account, not from its name
+    (https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity);
+    src/storage/connection.rs prefers them over __accountName."""
+    settings = app_settings(parsed)
+    for service in ("blob", "queue", "table"):
+        name = f"AzureWebJobsStorage__{service}ServiceUri"
+        assert name in settings, f"{name} is not set"
+        assert property_path(settings[name]) == ["storage", "properties", "primaryEndpoints", service], name
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    source = (REPO_ROOT / "src" / "storage" / "connection.rs").read_text(encoding="utf-8")
+    for service in ("table", "queue"):
+        assert f'service_uri("{service}")' in source, f"the binary does not read __{service}ServiceUri"
+    # No endpoint is spelled out for the public cloud anywhere in the templates.
+    for file, tree in parsed.items():
+        for value in literals(tree):
+            assert "core.windows.net" not in value, f"{file} hard-codes {value!r}"
 
 
 def test_no_app_setting_is_or_enables_a_secret(parsed):
