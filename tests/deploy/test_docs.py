@@ -97,3 +97,10 @@ def test_performance_md_states_the_decided_budget_and_not_the_old_one():
     # ...while the measured figures stay.
     for measured in ("+75 %", "+47 %", "+53 %", "+26 %", "852 req/s", "1,294 req/s"):
         assert measured in text, f"the measured figure {measured} went missing"
+
+
+def test_the_bench_judges_the_decided_budget():
+    """scripts/bench prints the PERFORMANCE.md table with budgets judged: the same budget."""
+    bench = (REPO_ROOT / "benches" / "load.rs").read_text(encoding="utf-8")
+    assert '"≤ +10 %"' not in bench, "benches/load.rs still judges the old budget"
+    assert "served_over <= 0.25" in bench, "benches/load.rs does not judge ≤ +25 % over storage calls + an exchange"
