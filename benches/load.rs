@@ -222,16 +222,19 @@ async fn main() {
                 &stats,
             );
             let (sdk, storage, exchange) = &floor_stats[k];
+            // A yardstick since issue 15 decided the budget (docs/PERFORMANCE.md).
             let over = stats.cpu_per_request / sdk.cpu_per_request - 1.0;
             report.row(
                 &format!("  handler CPU/request over the floor's, {label}, c={concurrency}"),
                 format!("{:+.0} %{}", over * 100.0, spread(&sdk_rounds, &handlers)),
-                "≤ +10 %",
-                over <= 0.10,
+                "—",
+                true,
             );
-            // Not the issue's budget: where the difference goes (docs/PERFORMANCE.md).
+            // The decided budget's second half: ≤ +25 % over the handler's own storage calls
+            // plus one HTTP exchange (the first, ≤ 1/5 of a Node.js peer, is not measured here).
             let storage_over = stats.cpu_per_request / storage.cpu_per_request - 1.0;
             let served = storage.cpu_per_request + exchange.cpu_per_request;
+            let served_over = stats.cpu_per_request / served - 1.0;
             report.row(
                 &format!(
                     "  … over its own storage calls; over those + an HTTP exchange, c={concurrency}"
@@ -239,12 +242,12 @@ async fn main() {
                 format!(
                     "{:+.0} %; {:+.0} % ({:.0} µs + {:.0} µs)",
                     storage_over * 100.0,
-                    (stats.cpu_per_request / served - 1.0) * 100.0,
+                    served_over * 100.0,
                     storage.cpu_per_request * 1e6,
                     exchange.cpu_per_request * 1e6,
                 ),
-                "—",
-                true,
+                "≤ +25 % (the second)",
+                served_over <= 0.25,
             );
         }
         if limits == "off" {

@@ -50,10 +50,10 @@ param customHandlerRuntimeVersion string = '1.0'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Upper bound on instances per function group: a cost ceiling under a flood of sign-ups.')
-@minValue(40)
+@description('Upper bound on instances of each function scale group (four here: http, InviteQueue, InvitePoison, Reconcile). 1 keeps invitations near Microsoft Graph\'s per-tenant limit (150 per 5 s): docs/DEPLOY.md, "Scale".')
+@minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 40
+param maximumInstanceCount int = 1
 
 @description('RUST_LOG filter for the handler.')
 param rustLog string = 'info'

@@ -27,7 +27,9 @@ param corsAllowedOrigins = [
 param customHandlerRuntimeVersion = '1.0'
 
 param instanceMemoryMB = 2048
-param maximumInstanceCount = 40
+// Per function scale group. 1 keeps Graph invitations near its per-tenant limit; read
+// docs/DEPLOY.md, "Scale", before raising it.
+param maximumInstanceCount = 1
 param rustLog = 'info'
 param logRetentionDays = 30
 param logDailyQuotaGb = 1

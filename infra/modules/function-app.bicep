@@ -43,7 +43,8 @@ param runtimeVersion string
 ])
 param instanceMemoryMB int
 
-@minValue(40)
+@description('Upper bound per function scale group, not per app: https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling')
+@minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int
 
@@ -87,9 +88,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
+    // No `ftpsState`: it is on the Flex Consumption deprecated list (ARM refuses it in some
+    // regions, error 51021); FTP is off through the `ftp` basicPublishingCredentialsPolicies
+    // resource below. https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
     siteConfig: {
       minTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       cors: {
         allowedOrigins: corsAllowedOrigins
         supportCredentials: false
@@ -98,12 +101,28 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // Insights connection string only names the component (local auth is off, see
       // monitoring.bicep). Every value here is safe to read in the portal.
       appSettings: [
-        // Identity-based host storage: the host and the b2b-signup binary derive the blob,
-        // queue and table endpoints from the account name and sign in with the managed identity.
+        // Identity-based host storage, signed in with the managed identity. The service URIs
+        // come from the account's own endpoints, so the host and the b2b-signup binary
+        // (src/storage/connection.rs, which prefers them) reach the account in a national cloud
+        // or behind custom DNS too, where the names derived from the account name alone
+        // (<account>.<service>.core.windows.net) are wrong. The account name stays for the
+        // binary's account (and any client that reads only it).
         // https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity
         {
           name: 'AzureWebJobsStorage__accountName'
           value: storage.name
+        }
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: storage.properties.primaryEndpoints.blob
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: storage.properties.primaryEndpoints.queue
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: storage.properties.primaryEndpoints.table
         }
         {
           name: 'AzureWebJobsStorage__credential'

@@ -261,12 +261,76 @@ def test_the_site_is_https_only_with_ftp_off(parsed):
     tree = parsed["modules/function-app.bicep"]
     site = the_resource(tree, "Microsoft.Web/sites")
     assert site["properties"]["httpsOnly"] is True
-    assert site["properties"]["siteConfig"]["ftpsState"] == "Disabled"
     assert site["properties"]["siteConfig"]["minTlsVersion"] == "1.2"
     policies = resources_of(tree, "Microsoft.Web/sites/basicPublishingCredentialsPolicies")
     by_name = {config["name"]: config["properties"]["allow"] for config in policies.values()}
     assert by_name["ftp"] is False
     assert "scm" in by_name
+
+
+# Site properties that Flex Consumption deprecates and ARM may refuse (ftpsState: error 51021 in
+# some regions), as listed in
+# https://learn.microsoft.com/azure/azure-functions/functions-app-settings#flex-consumption-plan-deprecations
+# (Azure Verified Modules test that ftpsState is omitted for Flex apps). FTP is off through the
+# `ftp` basicPublishingCredentialsPolicies resource instead.
+FLEX_DEPRECATED_SITE_CONFIG = {
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "linuxFxVersion",
+    "netFrameworkVersion",
+    "javaVersion",
+    "powerShellVersion",
+    "functionAppScaleLimit",
+    "preWarmedInstanceCount",
+}
+
+
+def test_the_site_sets_no_property_flex_consumption_deprecates(parsed):
+    site = the_resource(parsed["modules/function-app.bicep"], "Microsoft.Web/sites")
+    deprecated = FLEX_DEPRECATED_SITE_CONFIG & set(site["properties"]["siteConfig"])
+    assert not deprecated, f"siteConfig sets {sorted(deprecated)}, deprecated on Flex Consumption"
+    source = bicep_source_without_comments(INFRA / "modules" / "function-app.bicep")
+    assert not re.search(r"\bftpsState\b", source), "ftpsState is refused on Flex Consumption in some regions"
+
+
+# Microsoft Graph's invitation manager: 150 requests per 5 seconds per tenant, all apps together
+# (https://learn.microsoft.com/graph/throttling-limits#invitation-manager-service-limits).
+GRAPH_INVITATIONS_PER_5_SECONDS = 150
+
+
+def _decorators(param: dict) -> dict:
+    return {decorator["type"]: decorator.get("argument") for decorator in param["decorators"]}
+
+
+def test_maximum_instance_count_allows_the_documented_minimum(parsed):
+    """Flex Consumption takes 1 to 1000, per function scale group
+    (https://learn.microsoft.com/azure/azure-functions/flex-consumption-plan#per-function-scaling)."""
+    for file in ("main.bicep", "modules/function-app.bicep"):
+        decorators = _decorators(parsed[file]["parameters"]["maximumInstanceCount"])
+        assert decorators.get("min_value") == 1, f"{file}: @minValue must be the documented 1"
+        assert decorators.get("max_value") == 1000, file
+
+
+def test_the_default_instance_count_keeps_invitations_near_graphs_limit():
+    """Only InviteQueue invites, once per delivery; one instance runs batchSize + newBatchThreshold
+    deliveries at once. With the default, if an invitation and its group add took one second,
+    the app alone stays under Graph's 150 per 5 s (30/s). docs/DEPLOY.md, "Scale", shows the sums."""
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    default = int(re.search(r"^param maximumInstanceCount int = (\d+)$", main, re.M).group(1))
+    example = (INFRA / "main.bicepparam").read_text(encoding="utf-8")
+    assert int(re.search(r"^param maximumInstanceCount = (\d+)$", example, re.M).group(1)) == default
+    queues = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["queues"]
+    per_instance = queues["batchSize"] + queues["newBatchThreshold"]
+    in_flight = default * per_instance
+    assert in_flight * 5 <= GRAPH_INVITATIONS_PER_5_SECONDS, (
+        f"{default} instance(s) x {per_instance} deliveries = {in_flight} invitations in flight: "
+        f"{in_flight * 5} per 5 s at one second each, over Graph's {GRAPH_INVITATIONS_PER_5_SECONDS}"
+    )
+    deploy = (REPO_ROOT / "docs" / "DEPLOY.md").read_text(encoding="utf-8")
+    sums = f"{queues['batchSize']} + {queues['newBatchThreshold']} = {per_instance}"
+    assert sums in deploy, f"docs/DEPLOY.md does not show {sums!r} (host.json changed?)"
+    assert f"maximumInstanceCount` (default {default}," in deploy, "docs/DEPLOY.md's cost notes name another default"
+    assert "https://learn.microsoft.com/graph/throttling-limits#invitation-manager-service-limits" in deploy
 
 
 def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
@@ -291,7 +355,7 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     # How each local setting is carried in Azure when it is not an app setting of the same name.
     carried_otherwise = {
         "FUNCTIONS_WORKER_RUNTIME": "functionAppConfig.runtime.name",
-        "AzureWebJobsStorage": "AzureWebJobsStorage__accountName (identity-based)",
+        "AzureWebJobsStorage": "AzureWebJobsStorage__accountName + __*ServiceUri (identity-based)",
         # Local client-secret credential for Graph; in Azure the managed identity is used.
         "AZURE_TENANT_ID": "managed identity",
         "AZURE_CLIENT_ID": "managed identity",
@@ -314,6 +378,25 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     }
     for name in local:
         assert name in settings or name in carried_otherwise, f"{name} from local.settings.json.example is not set in Azure"
+
+
+def test_host_storage_is_reached_by_the_accounts_own_endpoints(parsed):
+    """National clouds and custom DNS: the service URIs come from the account, not from its name
+    (https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity);
+    src/storage/connection.rs prefers them over __accountName."""
+    settings = app_settings(parsed)
+    for service in ("blob", "queue", "table"):
+        name = f"AzureWebJobsStorage__{service}ServiceUri"
+        assert name in settings, f"{name} is not set"
+        assert property_path(settings[name]) == ["storage", "properties", "primaryEndpoints", service], name
+    assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
+    source = (REPO_ROOT / "src" / "storage" / "connection.rs").read_text(encoding="utf-8")
+    for service in ("table", "queue"):
+        assert f'service_uri("{service}")' in source, f"the binary does not read __{service}ServiceUri"
+    # No endpoint is spelled out for the public cloud anywhere in the templates.
+    for file, tree in parsed.items():
+        for value in literals(tree):
+            assert "core.windows.net" not in value, f"{file} hard-codes {value!r}"
 
 
 def test_no_app_setting_is_or_enables_a_secret(parsed):

@@ -80,8 +80,15 @@ impl StorageAccount {
             return Err(ConnectionError::UserAssignedIdentity);
         }
         let account = lookup(&format!("{prefix}accountName"));
-        let table = lookup(&format!("{prefix}tableServiceUri"));
-        let queue = lookup(&format!("{prefix}queueServiceUri"));
+        // The service URIs win over the account name: they are how sovereign clouds and custom
+        // DNS are reached. ARM's `primaryEndpoints` (what infra/ sets them from) end in `/`.
+        let service_uri = |service: &str| {
+            lookup(&format!("{prefix}{service}ServiceUri"))
+                .map(|uri| uri.trim().trim_end_matches('/').to_owned())
+                .filter(|uri| !uri.is_empty())
+        };
+        let table = service_uri("table");
+        let queue = service_uri("queue");
         let account = match (&account, &table) {
             (Some(account), _) => account.clone(),
             (None, Some(uri)) => account_from_uri(uri).ok_or_else(|| {
@@ -287,6 +294,39 @@ mod tests {
         assert_eq!(
             account.queue_endpoint,
             "https://prodsignup.queue.core.windows.net"
+        );
+    }
+
+    #[test]
+    fn service_uris_from_arm_win_over_the_account_name() {
+        // As infra/modules/function-app.bicep sets them: the account name and the account's
+        // `primaryEndpoints`, here a national cloud's (trailing `/` as ARM returns them).
+        let account = from(&[
+            ("AzureWebJobsStorage__accountName", "prodsignup"),
+            ("AzureWebJobsStorage__credential", "managedidentity"),
+            (
+                "AzureWebJobsStorage__blobServiceUri",
+                "https://prodsignup.blob.core.usgovcloudapi.net/",
+            ),
+            (
+                "AzureWebJobsStorage__queueServiceUri",
+                "https://prodsignup.queue.core.usgovcloudapi.net/",
+            ),
+            (
+                "AzureWebJobsStorage__tableServiceUri",
+                "https://prodsignup.table.core.usgovcloudapi.net/",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(account.account, "prodsignup");
+        assert_eq!(account.auth, StorageAuth::ManagedIdentity);
+        assert_eq!(
+            account.table_endpoint,
+            "https://prodsignup.table.core.usgovcloudapi.net"
+        );
+        assert_eq!(
+            account.queue_endpoint,
+            "https://prodsignup.queue.core.usgovcloudapi.net"
         );
     }
 
