@@ -112,7 +112,7 @@ pub async fn run(
     let site = match &options.site {
         Some(dir) => {
             let captcha = crate::site_config::captcha_provider(|name| settings.get(name))
-                .map_err(HostError::Site)?;
+                .map_err(|e| HostError::Site(e.to_string()))?;
             Some(site::StaticSite::new(dir, captcha).map_err(HostError::Site)?)
         }
         None => None,
