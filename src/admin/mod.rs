@@ -4,6 +4,14 @@
 //!
 //! Exit codes: 0 done; 1 the thing asked for cannot be done (unknown id, already decided,
 //! invalid policy or address); 2 usage or configuration error; 3 storage unavailable.
+//!
+//! Here: the commands and what they do. `view` is a request as administrators read it (its
+//! columns named once), `table` and `csv` print it; the policy explains itself
+//! ([`Policy::explain`]).
+
+mod csv;
+mod table;
+mod view;
 
 use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -12,15 +20,17 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    clock::{Clock, rfc3339},
-    domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
-    policy::{Action, Policy},
+    clock::{Clock, parse_period},
+    domain::{Decider, EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
+    policy::Policy,
     requests::{DecideError, Requests, Verdict},
     storage::{
         AddressClaim, AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
         azure::StorageTimeouts,
     },
 };
+
+use view::View;
 
 /// Most rows `list` and `export` read before sorting (the table is read, not indexed, by
 /// time across domains).
@@ -165,7 +175,7 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
                 let views: Vec<View> = rows.iter().map(View::of).collect();
                 write_json(out, &views)
             } else {
-                write_table(out, &rows)
+                table::write_table(out, &rows).map_err(io)
             }
         }
         RequestsCommand::Show { id, json } => {
@@ -173,7 +183,7 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
             if json {
                 write_json(out, &View::of(&request))
             } else {
-                write_fields(out, &View::of(&request))
+                table::write_fields(out, &View::of(&request)).map_err(io)
             }
         }
         RequestsCommand::Approve { id, reason, by } => {
@@ -188,7 +198,7 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
         } => {
             let mut rows = read(&storage, &filter, now).await?;
             rows.sort_by_key(|r| r.id);
-            write_csv(out, &rows)
+            csv::write(out, &rows).map_err(io)
         }
         RequestsCommand::RestoreClaims => restore_claims(&storage, out).await,
     }
@@ -246,11 +256,15 @@ async fn read(
                 .map_err(|_| Failure::Usage(format!("--domain {d:?} is not a domain")))
         })
         .transpose()?;
-    let since = filter.since.as_deref().map(parse_period).transpose()?;
+    let created_since = filter
+        .since
+        .as_deref()
+        .map(|text| since(text, now))
+        .transpose()?;
     let query = RequestQuery {
         status,
         domain,
-        created_since: since.map(|period| now - period),
+        created_since,
         ..Default::default()
     };
     let rows = storage.query(&query, MAX_SCAN).await?;
@@ -278,12 +292,10 @@ async fn decide(
 ) -> Result<(), Failure> {
     let request_id =
         RequestId::parse(id).ok_or_else(|| Failure::Refused(format!("no request has id {id}")))?;
-    let by = by.unwrap_or_else(|| {
-        format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-        )
-    });
+    let by = by.map_or_else(
+        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+        Decider::Named,
+    );
     let requests = Requests {
         store: Arc::new(storage.clone()),
         queue: Arc::new(storage),
@@ -301,7 +313,11 @@ async fn decide(
                 out,
                 "{id}: {what}, now {} (by {})",
                 decided.request.status,
-                decided.request.decided_by.as_deref().unwrap_or("?")
+                decided
+                    .request
+                    .decided_by
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), Decider::to_string)
             )
             .map_err(io)
         }
@@ -322,232 +338,18 @@ fn io(error: std::io::Error) -> Failure {
     Failure::Usage(format!("cannot write output: {error}"))
 }
 
-/// `30m`, `12h`, `7d`, `4w`.
-fn parse_period(text: &str) -> Result<Duration, Failure> {
-    let bad = || {
-        Failure::Usage(format!(
-            "--since {text:?} is not a period such as 30m, 12h, 7d or 4w"
-        ))
-    };
-    let (number, unit) = text.trim().split_at(text.trim().len().saturating_sub(1));
-    let n: i64 = number.parse().map_err(|_| bad())?;
-    match unit {
-        "m" => Ok(Duration::minutes(n)),
-        "h" => Ok(Duration::hours(n)),
-        "d" => Ok(Duration::days(n)),
-        "w" => Ok(Duration::weeks(n)),
-        _ => Err(bad()),
-    }
-}
-
-/// A request as administrators read it (JSON and `show`).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct View {
-    request_id: String,
-    status: &'static str,
-    email: String,
-    display_name: String,
-    domain: String,
-    access: String,
-    company: Option<String>,
-    justification: Option<String>,
-    reason: Option<String>,
-    attempts: u32,
-    invited_user_id: Option<String>,
-    graph_request_id: Option<String>,
-    created_at: String,
-    updated_at: String,
-    decided_by: Option<String>,
-    decided_at: Option<String>,
-    decide_by: Option<String>,
-    notified_at: Option<String>,
-    dry_run: bool,
-}
-
-impl View {
-    fn of(r: &SignupRequest) -> Self {
-        Self {
-            request_id: r.id.to_string(),
-            status: r.status.as_str(),
-            email: r.email.as_str().to_owned(),
-            display_name: r.display_name.as_str().to_owned(),
-            domain: r.email.domain().to_string(),
-            access: r.access.to_string(),
-            company: r.company.as_ref().map(|t| t.as_str().to_owned()),
-            justification: r.justification.as_ref().map(|t| t.as_str().to_owned()),
-            reason: r.reason.clone(),
-            attempts: r.attempts,
-            invited_user_id: r.invited_user_id.clone(),
-            graph_request_id: r.graph_request_id.clone(),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-            decided_by: r.decided_by.clone(),
-            decided_at: r.decided_at.map(rfc3339),
-            decide_by: r.decide_by.map(rfc3339),
-            notified_at: r.notified_at.map(rfc3339),
-            dry_run: r.dry_run,
-        }
-    }
-
-    /// Field name and text, in `show` and CSV order.
-    fn fields(&self) -> Vec<(&'static str, String)> {
-        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
-        vec![
-            ("RequestId", self.request_id.clone()),
-            ("Status", self.status.to_owned()),
-            ("Email", self.email.clone()),
-            ("DisplayName", self.display_name.clone()),
-            ("Domain", self.domain.clone()),
-            ("Access", self.access.clone()),
-            ("Company", opt(&self.company)),
-            ("Justification", opt(&self.justification)),
-            ("Reason", opt(&self.reason)),
-            ("Attempts", self.attempts.to_string()),
-            ("InvitedUserId", opt(&self.invited_user_id)),
-            ("GraphRequestId", opt(&self.graph_request_id)),
-            ("CreatedAt", self.created_at.clone()),
-            ("UpdatedAt", self.updated_at.clone()),
-            ("DecidedBy", opt(&self.decided_by)),
-            ("DecidedAt", opt(&self.decided_at)),
-            ("DecideBy", opt(&self.decide_by)),
-            ("NotifiedAt", opt(&self.notified_at)),
-            ("DryRun", self.dry_run.to_string()),
-        ]
-    }
+/// The start of `--since` (`30m`, `12h`, `7d`, `4w`: [`parse_period`]) counted back from `now`.
+fn since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Failure> {
+    let period = parse_period(text).map_err(|e| Failure::Usage(format!("--since: {e}")))?;
+    Duration::try_from(period)
+        .ok()
+        .and_then(|period| now.checked_sub(period))
+        .ok_or_else(|| Failure::Usage(format!("--since {text:?} reaches before any date")))
 }
 
 fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {
     serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Failure::Usage(e.to_string()))?;
     writeln!(out).map_err(io)
-}
-
-fn write_fields(out: &mut impl Write, view: &View) -> Result<(), Failure> {
-    for (name, value) in view.fields() {
-        writeln!(
-            out,
-            "{name:<15} {}",
-            value.replace('\n', "\n                ")
-        )
-        .map_err(io)?;
-    }
-    Ok(())
-}
-
-fn write_table(out: &mut impl Write, rows: &[SignupRequest]) -> Result<(), Failure> {
-    let header = ["ID", "CREATED (UTC)", "STATUS", "DOMAIN", "ACCESS", "EMAIL"];
-    let cells: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            let created = rfc3339(r.created_at);
-            [
-                r.id.to_string(),
-                created.get(..16).unwrap_or(&created).replace('T', " "),
-                r.status.to_string(),
-                r.email.domain().to_string(),
-                r.access.to_string(),
-                r.email.as_str().to_owned(),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[&str]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    writeln!(out, "{}", line(&header)).map_err(io)?;
-    for row in &cells {
-        writeln!(out, "{}", line(&row.each_ref().map(String::as_str))).map_err(io)?;
-    }
-    if rows.is_empty() {
-        writeln!(out, "(no requests)").map_err(io)?;
-    }
-    Ok(())
-}
-
-fn write_csv(out: &mut impl Write, rows: &[SignupRequest]) -> Result<(), Failure> {
-    let views: Vec<View> = rows.iter().map(View::of).collect();
-    let names: Vec<String> = match views.first() {
-        Some(view) => view
-            .fields()
-            .into_iter()
-            .map(|(name, _)| name.to_owned())
-            .collect(),
-        None => View::of_header(),
-    };
-    write!(
-        out,
-        "{}\r\n",
-        names
-            .iter()
-            .map(|n| csv_cell(n))
-            .collect::<Vec<_>>()
-            .join(",")
-    )
-    .map_err(io)?;
-    for view in views {
-        let line: Vec<String> = view
-            .fields()
-            .into_iter()
-            .map(|(_, value)| csv_cell(&value))
-            .collect();
-        write!(out, "{}\r\n", line.join(",")).map_err(io)?;
-    }
-    Ok(())
-}
-
-impl View {
-    fn of_header() -> Vec<String> {
-        [
-            "RequestId",
-            "Status",
-            "Email",
-            "DisplayName",
-            "Domain",
-            "Access",
-            "Company",
-            "Justification",
-            "Reason",
-            "Attempts",
-            "InvitedUserId",
-            "GraphRequestId",
-            "CreatedAt",
-            "UpdatedAt",
-            "DecidedBy",
-            "DecidedAt",
-            "DecideBy",
-            "NotifiedAt",
-            "DryRun",
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    }
-}
-
-/// One RFC 4180 cell. Text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
-/// carriage return first: partners write `Company` themselves) is prefixed with `'`.
-fn csv_cell(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
 }
 
 fn policy_path(file: Option<PathBuf>) -> PathBuf {
@@ -576,87 +378,9 @@ fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failur
                 .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
             let email = EmailAddress::parse(&email)
                 .map_err(|e| Failure::Refused(format!("not a valid address: {e}")))?;
-            explain(&policy, &email, out)
+            write!(out, "{}", policy.explain(&email)).map_err(io)
         }
     }
-}
-
-fn explain(policy: &Policy, email: &EmailAddress, out: &mut impl Write) -> Result<(), Failure> {
-    let domain = email.domain();
-    let decision = policy.decide(domain);
-    let mut lines = vec![format!("address:  {} (domain {domain})", email.as_str())];
-    match decision.rule {
-        Some(rule) => {
-            let pattern = rule
-                .domains
-                .iter()
-                .find(|p| p.matches(domain))
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let how = if pattern.starts_with("*.") {
-                "the longest wildcard that matches (no rule lists the domain itself)"
-            } else {
-                "an exact match"
-            };
-            lines.push(format!(
-                "rule:     rules[{}], pattern {pattern}: {how}",
-                rule.index
-            ));
-        }
-        None => lines.push("rule:     none matches; the default applies (defaultAction)".into()),
-    }
-    let action = decision.action();
-    lines.push(format!(
-        "action:   {}",
-        match action {
-            Action::Invite => "invite at once".to_owned(),
-            Action::Approve => format!(
-                "wait for an administrator (denied after {} days)",
-                decision.approval_timeout().whole_days()
-            ),
-            Action::Deny => "refuse (403 domain_not_allowed)".to_owned(),
-        }
-    ));
-    if action != Action::Deny {
-        let default = decision.access(None).ok().map(|o| o.key.clone());
-        let keys = decision
-            .rule
-            .map(|r| r.access.clone())
-            .unwrap_or_else(|| default.iter().cloned().collect());
-        for key in keys {
-            if let Some(option) = policy.access_option(&key) {
-                let mark = if Some(&key) == default.as_ref() {
-                    " (default)"
-                } else {
-                    ""
-                };
-                lines.push(format!(
-                    "access:   {key}{mark} \"{}\" → groups {}",
-                    option.display_name,
-                    option.groups.join(", ")
-                ));
-            }
-        }
-        let invitation = decision.invitation();
-        lines.push(format!(
-            "invite:   redirect {}, invitation e-mail {}{}",
-            invitation.redirect_url,
-            if invitation.send_invitation_message {
-                "yes"
-            } else {
-                "no"
-            },
-            invitation
-                .message_language
-                .as_deref()
-                .map(|l| format!(", language {l}"))
-                .unwrap_or_default()
-        ));
-    }
-    for line in lines {
-        writeln!(out, "{line}").map_err(io)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -664,68 +388,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_cells_are_quoted_and_formulas_neutralised() {
-        let cases = [
-            ("plain", "Contoso", "Contoso"),
-            ("comma", "Contoso, Ltd", "\"Contoso, Ltd\""),
-            ("quotes", "the \"best\"", "\"the \"\"best\"\"\""),
-            ("newline", "a\nb", "\"a\nb\""),
-            ("unicode", "Zoë 李", "Zoë 李"),
-            ("formula", "=HYPERLINK(\"x\")", "\"'=HYPERLINK(\"\"x\"\")\""),
-            ("plus", "+1", "'+1"),
-            ("at", "@SUM(A1)", "'@SUM(A1)"),
-        ];
-        for (description, input, expected) in cases {
-            assert_eq!(csv_cell(input), expected, "{description}");
-        }
-    }
-
-    #[test]
     fn periods_parse() {
-        assert_eq!(parse_period("30m").unwrap(), Duration::minutes(30));
-        assert_eq!(parse_period("7d").unwrap(), Duration::days(7));
-        assert_eq!(parse_period("2w").unwrap(), Duration::weeks(2));
-        for bad in ["", "d", "7", "7y", "-"] {
-            assert!(parse_period(bad).is_err(), "{bad:?}");
+        let now = time::macros::datetime!(2026-11-24 10:00 UTC);
+        let since = |text| since(text, now).map(|start| now - start);
+        assert_eq!(since("30m").unwrap(), Duration::minutes(30));
+        assert_eq!(since("7d").unwrap(), Duration::days(7));
+        assert_eq!(since("2w").unwrap(), Duration::weeks(2));
+        for bad in ["", "d", "7", "7y", "-", "9999999999w"] {
+            assert!(matches!(since(bad), Err(Failure::Usage(_))), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn explain_names_the_rule_and_the_access() {
-        let policy = Policy::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/policy.example.json"
-        )))
-        .unwrap();
-        let mut out = Vec::new();
-        explain(
-            &policy,
-            &EmailAddress::parse("grace@eu.fabrikam.com").unwrap(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("rules[1], pattern *.fabrikam.com"), "{text}");
-        assert!(
-            text.contains("wait for an administrator (denied after 14 days)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("partner-portal (default) \"Partner portal\""),
-            "{text}"
-        );
-
-        let mut out = Vec::new();
-        explain(
-            &policy,
-            &EmailAddress::parse("x@evilcontoso.com").unwrap(),
-            &mut out,
-        )
-        .unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.contains("none matches") && text.contains("refuse"),
-            "{text}"
-        );
     }
 }
