@@ -12,7 +12,7 @@ use warp::{Filter, http::HeaderValue, reply::Reply};
 use crate::{
     abuse::{CaptchaVerifier, RateLimiter},
     clock::Clock,
-    functions::{self, html_redirect::SiteBase, signup_http::Gatekeeper},
+    functions::{self, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
     notify::ApprovalNotifier,
@@ -21,6 +21,7 @@ use crate::{
     reconcile::Reconciler,
     requests::Requests,
     settings::Settings,
+    site_base::SiteBase,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
     worker::{Mode, Worker},
 };
@@ -33,6 +34,11 @@ pub enum StartupError {
     Bind { port: u16, source: std::io::Error },
     #[error("cannot set up storage clients: {0}")]
     Storage(#[from] StoreError),
+    /// The HTTP client for `APPROVAL_WEBHOOK_URL` (the URL itself is a secret: not shown).
+    #[error("cannot set up the approval webhook client: {0}")]
+    Webhook(#[source] reqwest::Error),
+    #[error("cannot set up the captcha client: {0}")]
+    Captcha(#[source] reqwest::Error),
     #[error(
         "live mode (SIGNUP_DRY_RUN is not true) needs Microsoft Graph settings: set AZURE_TENANT_ID, \
          AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or run in Azure with a managed identity"
@@ -97,7 +103,7 @@ impl Application {
                     settings.public_base_url.clone(),
                     WEBHOOK_TIMEOUT,
                 )
-                .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+                .map_err(StartupError::Webhook)?,
             ),
             None => None,
         };
@@ -112,7 +118,7 @@ impl Application {
             captcha: match &settings.captcha {
                 Some(captcha) => Some(
                     CaptchaVerifier::new(captcha.clone(), CAPTCHA_TIMEOUT)
-                        .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+                        .map_err(StartupError::Captcha)?,
                 ),
                 None => None,
             },
@@ -244,4 +250,30 @@ fn rejected(rejection: warp::Rejection) -> warp::reply::Response {
         )
     };
     problem.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_up_errors_name_the_client_that_failed() {
+        // Any reqwest error will do: the variant, not the cause, names the client.
+        let cause = || {
+            reqwest::Client::new()
+                .get("not a url")
+                .build()
+                .expect_err("a relative URL is refused")
+        };
+        let webhook = StartupError::Webhook(cause()).to_string();
+        let captcha = StartupError::Captcha(cause()).to_string();
+        assert!(
+            webhook.starts_with("cannot set up the approval webhook client: "),
+            "{webhook}"
+        );
+        assert!(
+            captcha.starts_with("cannot set up the captcha client: "),
+            "{captcha}"
+        );
+    }
 }

@@ -44,9 +44,8 @@ enum Command {
 
 /// The async runtime for [`run`], sized by `SIGNUP_WORKER_THREADS`
 /// ([`crate::settings::worker_threads`]).
-pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    let threads = crate::settings::worker_threads(|name| std::env::var(name).ok())
-        .map_err(|e| e.to_string())?;
+pub fn runtime() -> Result<tokio::runtime::Runtime, RuntimeError> {
+    let threads = crate::settings::worker_threads(|name| std::env::var(name).ok())?;
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -54,10 +53,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         pool.worker_threads(threads);
         pool
     };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+    builder.enable_all().build().map_err(RuntimeError::Start)
+}
+
+/// Why [`runtime`] has no runtime to give.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// `SIGNUP_WORKER_THREADS` is not a number of threads.
+    #[error(transparent)]
+    Threads(#[from] crate::settings::SettingsError),
+    /// The operating system refused (threads, the I/O driver).
+    #[error("cannot start the async runtime: {0}")]
+    Start(#[source] std::io::Error),
 }
 
 pub async fn run() -> ExitCode {

@@ -61,6 +61,7 @@ pub mod reconcile;
 pub mod requests;
 pub mod secret;
 pub mod settings;
+pub mod site_base;
 pub mod site_config;
 pub mod storage;
 pub mod telemetry;

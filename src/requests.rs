@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crate::{
     clock::Clock,
-    domain::{RequestId, RequestStatus, SignupRequest},
+    domain::{Decider, RequestId, RequestStatus, SignupRequest},
     notify::ApprovalNotifier,
     storage::{InviteMessage, RequestStore, SignupQueue, StoreError, Versioned},
 };
@@ -84,7 +84,7 @@ impl Requests {
         &self,
         id: &RequestId,
         verdict: Verdict,
-        by: &str,
+        by: &Decider,
         reason: Option<String>,
     ) -> Result<Decided, DecideError> {
         for _ in 0..MAX_RACES {
@@ -108,7 +108,7 @@ impl Requests {
             let now = self.clock.now();
             let mut request = row.value.clone();
             request.status = next;
-            request.decided_by = Some(by.to_owned());
+            request.decided_by = Some(by.clone());
             request.decided_at = Some(now);
             request.reason = reason.clone();
             request.updated_at = now;
@@ -149,7 +149,7 @@ impl Requests {
         }
         let mut request = row.value;
         request.status = RequestStatus::Denied;
-        request.decided_by = Some("system".into());
+        request.decided_by = Some(Decider::System);
         request.decided_at = Some(now);
         request.reason = Some("expired: no decision before the deadline".into());
         request.updated_at = now;

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use crate::{
     abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
-    functions::html_redirect::{SITE_URL_SETTING, SiteBase},
     graph::{GraphConfigError, GraphSettings},
+    site_base::{SITE_URL_SETTING, SiteBase},
     storage::{ConnectionError, StorageAccount},
 };
 

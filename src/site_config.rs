@@ -33,15 +33,42 @@ pub const CAPTCHA_SITE_KEY_SETTING: &str = "SIGNUP_CAPTCHA_SITE_KEY";
 /// as the API's check ([`crate::abuse::CaptchaProvider`]).
 pub fn captcha_provider(
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Option<CaptchaProvider>, String> {
+) -> Result<Option<CaptchaProvider>, SiteConfigError> {
     let Some(value) = lookup(CAPTCHA_PROVIDER_SETTING).filter(|v| !v.trim().is_empty()) else {
         return Ok(None);
     };
-    CaptchaProvider::parse(&value).map(Some).ok_or_else(|| {
-        format!(
-            "{CAPTCHA_PROVIDER_SETTING} must be turnstile, hcaptcha or recaptcha, not {value:?}"
-        )
-    })
+    match CaptchaProvider::parse(&value) {
+        Some(provider) => Ok(Some(provider)),
+        None => Err(SiteConfigError::UnknownProvider(value)),
+    }
+}
+
+/// Why the page's configuration cannot be written: the captcha settings disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SiteConfigError {
+    #[error(
+        "{setting} must be turnstile, hcaptcha or recaptcha, not {0:?}",
+        setting = CAPTCHA_PROVIDER_SETTING
+    )]
+    UnknownProvider(String),
+    /// The value is not repeated: it may be the secret pasted into the wrong setting.
+    #[error(
+        "{} does not look like a site key (letters, digits, - and _)",
+        CAPTCHA_SITE_KEY_SETTING
+    )]
+    NotASiteKey,
+    #[error(
+        "{} is set but {} is not",
+        CAPTCHA_PROVIDER_SETTING,
+        CAPTCHA_SITE_KEY_SETTING
+    )]
+    ProviderWithoutSiteKey,
+    #[error(
+        "{} is set but {} is not",
+        CAPTCHA_SITE_KEY_SETTING,
+        CAPTCHA_PROVIDER_SETTING
+    )]
+    SiteKeyWithoutProvider,
 }
 
 /// What `config.json` holds.
@@ -79,7 +106,10 @@ pub struct CaptchaWidget {
 impl SiteConfig {
     /// The page's configuration for `policy`, with the captcha from the settings `lookup`
     /// reads (the environment in the CLI).
-    pub fn build(policy: &Policy, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn build(
+        policy: &Policy,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SiteConfigError> {
         let provider = captcha_provider(&lookup)?;
         let site_key = lookup(CAPTCHA_SITE_KEY_SETTING)
             .map(|k| k.trim().to_owned())
@@ -94,22 +124,12 @@ impl SiteConfig {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
                 {
-                    return Err(format!(
-                        "{CAPTCHA_SITE_KEY_SETTING} does not look like a site key (letters, digits, - and _)"
-                    ));
+                    return Err(SiteConfigError::NotASiteKey);
                 }
                 Some(CaptchaWidget { provider, site_key })
             }
-            (Some(_), None) => {
-                return Err(format!(
-                    "{CAPTCHA_PROVIDER_SETTING} is set but {CAPTCHA_SITE_KEY_SETTING} is not"
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(format!(
-                    "{CAPTCHA_SITE_KEY_SETTING} is set but {CAPTCHA_PROVIDER_SETTING} is not"
-                ));
-            }
+            (Some(_), None) => return Err(SiteConfigError::ProviderWithoutSiteKey),
+            (None, Some(_)) => return Err(SiteConfigError::SiteKeyWithoutProvider),
         };
         Ok(Self {
             access_options: policy
@@ -334,30 +354,39 @@ mod tests {
         assert!(json.contains(r#""siteKey": "0x4AAAAAAAB-c_d""#), "{json}");
         assert!(!json.contains("the-secret"));
 
-        let cases: [(&str, &'static [(&'static str, &'static str)]); 4] = [
+        type Settings = &'static [(&'static str, &'static str)];
+        let cases: [(&str, Settings, SiteConfigError); 4] = [
             (
                 "unknown provider",
                 &[
                     ("SIGNUP_CAPTCHA_PROVIDER", "captchaly"),
                     ("SIGNUP_CAPTCHA_SITE_KEY", "k"),
                 ],
+                SiteConfigError::UnknownProvider("captchaly".into()),
             ),
             (
                 "provider without key",
                 &[("SIGNUP_CAPTCHA_PROVIDER", "hcaptcha")],
+                SiteConfigError::ProviderWithoutSiteKey,
             ),
-            ("key without provider", &[("SIGNUP_CAPTCHA_SITE_KEY", "k")]),
+            (
+                "key without provider",
+                &[("SIGNUP_CAPTCHA_SITE_KEY", "k")],
+                SiteConfigError::SiteKeyWithoutProvider,
+            ),
             (
                 "not a key",
                 &[
                     ("SIGNUP_CAPTCHA_PROVIDER", "recaptcha"),
                     ("SIGNUP_CAPTCHA_SITE_KEY", "a b\"<"),
                 ],
+                SiteConfigError::NotASiteKey,
             ),
         ];
-        for (description, pairs) in cases {
-            assert!(
-                SiteConfig::build(&policy, lookup(pairs)).is_err(),
+        for (description, pairs, expected) in cases {
+            assert_eq!(
+                SiteConfig::build(&policy, lookup(pairs)),
+                Err(expected),
                 "{description}"
             );
         }

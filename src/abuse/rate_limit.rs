@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::{
+    clock::{PeriodError, parse_period},
     domain::EmailAddress,
-    storage::{CounterStore, StoreError},
+    storage::{CounterStore, Increment, StoreError},
 };
 
 /// What a limit counts.
@@ -76,24 +77,52 @@ impl Default for RateLimitSettings {
     }
 }
 
+/// What is wrong with a `SIGNUP_RATE_LIMITS` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateLimitsError {
+    #[error("{part:?} is not scope=max/window such as ip=30/1h")]
+    Shape { part: String },
+    #[error("{part:?}: the scope is ip, domain or address")]
+    Scope { part: String },
+    #[error("{part:?}: the window: {source}")]
+    Window { part: String, source: PeriodError },
+    #[error("{part:?}: the window cannot be zero")]
+    ZeroWindow { part: String },
+}
+
 impl RateLimitSettings {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, RateLimitsError> {
         if text.trim().eq_ignore_ascii_case("off") {
             return Ok(Self { limits: Vec::new() });
         }
         let mut limits = Self::default().limits;
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = || format!("{part:?} is not scope=max/window such as ip=30/1h");
-            let (scope, rule) = part.split_once('=').ok_or_else(bad)?;
+            let shape = || RateLimitsError::Shape {
+                part: part.to_owned(),
+            };
+            let (scope, rule) = part.split_once('=').ok_or_else(shape)?;
             let scope = match scope.trim() {
                 "ip" => Scope::Ip,
                 "domain" => Scope::Domain,
                 "address" => Scope::Address,
-                _ => return Err(bad()),
+                _ => {
+                    return Err(RateLimitsError::Scope {
+                        part: part.to_owned(),
+                    });
+                }
             };
-            let (max, window) = rule.split_once('/').ok_or_else(bad)?;
-            let max: u32 = max.trim().parse().map_err(|_| bad())?;
-            let window = parse_window(window.trim()).ok_or_else(bad)?;
+            let (max, window) = rule.split_once('/').ok_or_else(shape)?;
+            let max: u32 = max.trim().parse().map_err(|_| shape())?;
+            let window = parse_period(window).map_err(|source| RateLimitsError::Window {
+                part: part.to_owned(),
+                source,
+            })?;
+            // A zero window would have no start to count from.
+            if window.is_zero() {
+                return Err(RateLimitsError::ZeroWindow {
+                    part: part.to_owned(),
+                });
+            }
             let limit = Limit { max, window };
             match limits.iter_mut().find(|(s, _)| *s == scope) {
                 Some(entry) => entry.1 = limit,
@@ -102,20 +131,6 @@ impl RateLimitSettings {
         }
         Ok(Self { limits })
     }
-}
-
-fn parse_window(text: &str) -> Option<Duration> {
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
-    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
-    Some(Duration::from_secs(
-        n * match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return None,
-        },
-    ))
 }
 
 /// A limit was reached.
@@ -188,8 +203,7 @@ impl RateLimiter {
             .turns
             .one_at_a_time(
                 (scope, row.clone()),
-                self.counters
-                    .increment(scope.as_str(), &row, limit.max, probably_new),
+                self.count(scope, &row, limit.max, probably_new),
             )
             .await?;
         if allowed {
@@ -200,6 +214,51 @@ impl RateLimiter {
             Ok(Err(Limited { scope, retry_after }))
         }
     }
+
+    /// Counts one against `row`, trying again after a lost race: `true` when allowed.
+    async fn count(
+        &self,
+        scope: Scope,
+        row: &str,
+        max: u32,
+        probably_new: bool,
+    ) -> Result<bool, StoreError> {
+        let mut create_first = probably_new;
+        for attempt in 0..MAX_COUNTER_RACES {
+            match self
+                .counters
+                .try_increment(scope.as_str(), row, max, create_first)
+                .await?
+            {
+                Increment::Counted => return Ok(true),
+                Increment::Full => return Ok(false),
+                // Another instance counted first: read again after a short, spread-out pause.
+                Increment::Raced => tokio::time::sleep(race_pause(attempt)).await,
+            }
+            // It exists now (we lost a race on it): read before writing.
+            create_first = false;
+        }
+        // Sustained contention on one key is itself a burst: count it as limited.
+        Ok(false)
+    }
+}
+
+/// Lost races on one counter before the caller is told to slow down.
+const MAX_COUNTER_RACES: u32 = 10;
+
+/// The pause after the `attempt`-th lost race (from 0): 2 ms, growing by 3 ms per attempt,
+/// plus 0-7 ms of jitter so racing writers do not meet again.
+fn race_pause(attempt: u32) -> Duration {
+    Duration::from_millis(2 + 3 * u64::from(attempt) + u64::from(jitter()))
+}
+
+/// 0-7 ms, from the clock's low bits: enough to spread retries, no RNG crate needed.
+fn jitter() -> u8 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        % 8) as u8
 }
 
 /// One increment at a time per counter in this process. Concurrent sign-ups for one domain
@@ -293,6 +352,92 @@ mod tests {
         assert!(turns.table().is_empty());
     }
 
+    /// Answers each `try_increment` from a script, recording the `create_first` hints.
+    struct Scripted {
+        answers: std::sync::Mutex<Vec<Increment>>,
+        hints: std::sync::Mutex<Vec<bool>>,
+    }
+
+    #[async_trait::async_trait]
+    impl CounterStore for Scripted {
+        async fn try_increment(
+            &self,
+            _partition: &str,
+            _row: &str,
+            _max: u32,
+            create_first: bool,
+        ) -> Result<Increment, StoreError> {
+            self.hints.lock().unwrap().push(create_first);
+            Ok(self.answers.lock().unwrap().remove(0))
+        }
+    }
+
+    fn scripted(answers: Vec<Increment>) -> (RateLimiter, Arc<Scripted>) {
+        let store = Arc::new(Scripted {
+            answers: std::sync::Mutex::new(answers),
+            hints: std::sync::Mutex::default(),
+        });
+        (
+            RateLimiter::new(RateLimitSettings::default(), store.clone()),
+            store,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_tried_again_reading_first() {
+        let (limiter, store) =
+            scripted(vec![Increment::Raced, Increment::Raced, Increment::Counted]);
+        assert!(limiter.count(Scope::Address, "row", 5, true).await.unwrap());
+        assert_eq!(*store.hints.lock().unwrap(), [true, false, false]);
+
+        let (limiter, store) = scripted(vec![Increment::Full]);
+        assert!(!limiter.count(Scope::Domain, "row", 5, false).await.unwrap());
+        assert_eq!(
+            store.hints.lock().unwrap().len(),
+            1,
+            "a full counter is final"
+        );
+    }
+
+    #[tokio::test]
+    async fn sustained_races_on_one_counter_count_as_limited() {
+        let races = MAX_COUNTER_RACES as usize;
+        let (limiter, store) = scripted(vec![Increment::Raced; races + 1]);
+        assert!(!limiter.count(Scope::Domain, "row", 5, false).await.unwrap());
+        assert_eq!(store.hints.lock().unwrap().len(), races);
+    }
+
+    #[test]
+    fn race_pauses_grow_and_stay_short() {
+        for attempt in 0..MAX_COUNTER_RACES {
+            let pause = race_pause(attempt).as_millis() as u64;
+            let floor = 2 + 3 * u64::from(attempt);
+            assert!((floor..floor + 8).contains(&pause), "{attempt}: {pause}");
+        }
+    }
+
+    #[test]
+    fn settings_errors_name_the_part_and_what_is_wrong() {
+        let cases = [
+            ("no window", "ip=10", "\"ip=10\" is not scope=max/window"),
+            (
+                "unknown scope",
+                "user=1/1h",
+                "the scope is ip, domain or address",
+            ),
+            (
+                "bad unit",
+                "ip=10/1y",
+                "the window: \"1y\" is not a length of time",
+            ),
+            ("zero window", "ip=10/0h", "the window cannot be zero"),
+        ];
+        for (description, text, expected) in cases {
+            let error = RateLimitSettings::parse(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{description}: {error}");
+        }
+    }
+
     #[test]
     fn settings_parse_and_override_defaults() {
         let parsed = RateLimitSettings::parse("ip=10/15m, address=2/1d").unwrap();
@@ -318,6 +463,19 @@ mod tests {
             }
         )));
         assert!(RateLimitSettings::parse("off").unwrap().limits.is_empty());
+        // The one period syntax (crate::clock::parse_period) also takes weeks.
+        assert!(
+            RateLimitSettings::parse("domain=1000/1w")
+                .unwrap()
+                .limits
+                .contains(&(
+                    Scope::Domain,
+                    Limit {
+                        max: 1000,
+                        window: Duration::from_secs(604_800)
+                    }
+                ))
+        );
         for bad in [
             "ip",
             "ip=10",

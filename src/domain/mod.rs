@@ -3,10 +3,12 @@
 //! Everything that crosses an edge (HTTP form, table row, policy file) is parsed into these
 //! once; the rest of the crate never re-checks a string.
 
+mod decider;
 mod email;
 mod request;
 mod text;
 
+pub use decider::Decider;
 pub use email::{EmailAddress, EmailDomain, EmailError};
 pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
 pub use text::{DisplayName, FreeText, TextError};

@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use time::OffsetDateTime;
 
-use super::{DisplayName, EmailAddress, FreeText};
+use super::{Decider, DisplayName, EmailAddress, FreeText};
 
 /// A request id: a ULID, so ids are unique without coordination and rows sort by time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -159,8 +159,8 @@ pub struct SignupRequest {
     pub created_at: OffsetDateTime,
     /// Also the freshness of the `Inviting` lease.
     pub updated_at: OffsetDateTime,
-    /// Who approved or denied it (`system` for an expired deadline).
-    pub decided_by: Option<String>,
+    /// Who approved or denied it.
+    pub decided_by: Option<Decider>,
     /// When it was approved or denied.
     pub decided_at: Option<OffsetDateTime>,
     /// For `PendingApproval`: when it is denied if nobody decides (policy

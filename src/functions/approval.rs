@@ -20,7 +20,7 @@ use warp::{
 use super::body;
 use crate::{
     clock::rfc3339,
-    domain::{FreeText, RequestId, SignupRequest},
+    domain::{Decider, FreeText, RequestId, SignupRequest},
     problem::{ErrorCode, Problem},
     requests::{DecideError, Requests, Verdict},
 };
@@ -98,7 +98,7 @@ fn not_found() -> Problem {
 }
 
 /// Who decided, for the audit row.
-fn approver(headers: &HeaderMap) -> String {
+fn approver(headers: &HeaderMap) -> Decider {
     let header_text = |name: &str| {
         headers
             .get(name)
@@ -107,11 +107,11 @@ fn approver(headers: &HeaderMap) -> String {
             .filter(|v| !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control))
     };
     if let Some(principal) = header_text("x-ms-client-principal-name") {
-        principal.to_owned()
+        Decider::Named(principal.to_owned())
     } else if let Some(key) = header_text("x-functions-key-name") {
-        format!("key:{key}")
+        Decider::FunctionKey(key.to_owned())
     } else {
-        "function key".to_owned()
+        Decider::UnnamedKey
     }
 }
 
@@ -163,7 +163,7 @@ fn reason(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, Problem> {
 struct Answer<'a> {
     request_id: String,
     status: &'a str,
-    decided_by: Option<&'a str>,
+    decided_by: Option<String>,
     decided_at: Option<String>,
     reason: Option<&'a str>,
     /// `false` when the same decision had been made before.
@@ -174,7 +174,7 @@ fn answer(request: &SignupRequest, changed: bool) -> warp::reply::Response {
     let body = Answer {
         request_id: request.id.to_string(),
         status: request.status.as_str(),
-        decided_by: request.decided_by.as_deref(),
+        decided_by: request.decided_by.as_ref().map(Decider::to_string),
         decided_at: request.decided_at.map(rfc3339),
         reason: request.reason.as_deref(),
         changed,

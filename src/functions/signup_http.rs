@@ -18,10 +18,7 @@ use warp::{
     reply::Reply,
 };
 
-use super::{
-    body,
-    html_redirect::{FormPost, SiteBase},
-};
+use super::{body, html_redirect::FormPost};
 use crate::{
     abuse::{CaptchaError, CaptchaVerifier, RateLimiter, client_ip},
     domain::{DisplayName, EmailAddress, FreeText, RequestId, TextError},
@@ -29,6 +26,7 @@ use crate::{
     policy::Refusal,
     policy::Terms,
     problem::{ErrorCode, Problem},
+    site_base::SiteBase,
 };
 
 /// The checks a sign-up passes before intake sees it (SECURITY.md).
@@ -126,8 +124,7 @@ async fn handle(
             })?;
     }
     if let Some(limiter) = &gate.rate_limiter {
-        let now = intake.requests.clock.now();
-        match limiter.check(ip, &submission.email, now).await {
+        match limiter.check(ip, &submission.email, intake.now()).await {
             Ok(Ok(())) => {}
             Ok(Err(limited)) => {
                 return Err(Problem::new(

@@ -3,15 +3,18 @@
 //!
 //! `document` is the JSON file as written; [`Policy`] is the validated form the rest of the
 //! crate uses. A policy that does not validate never loads: start-up stops with an error
-//! that names the place (`rules[2].domains[0]`).
+//! that names the place (`rules[2].domains[0]`). [`Policy::explain`] puts what it does with
+//! one address in words, for administrators.
 
 mod document;
+mod explain;
 mod matching;
 
 use std::{collections::BTreeMap, path::Path};
 
 use crate::domain::{AccessKey, EmailDomain};
 
+pub use explain::Explanation;
 pub use matching::DomainPattern;
 
 /// What a rule (or the default) says to do with a sign-up.

@@ -21,8 +21,8 @@ use tokio::sync::OnceCell;
 
 use super::{
     AddressClaim, CounterStore, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
-    InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore, SignupQueue,
-    StorageAccount, StoreError, Versioned,
+    Increment, InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore,
+    SignupQueue, StorageAccount, StoreError, Versioned,
     entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key, claim_row_key},
     transport::Transport,
 };
@@ -338,9 +338,6 @@ impl RequestStore for AzureStorage {
     }
 }
 
-/// Lost races on one counter before the caller is told to slow down.
-const MAX_COUNTER_RACES: usize = 10;
-
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CounterEntity {
@@ -351,13 +348,13 @@ struct CounterEntity {
 
 #[async_trait]
 impl CounterStore for AzureStorage {
-    async fn increment(
+    async fn try_increment(
         &self,
         partition: &str,
         row: &str,
         max: u32,
-        probably_new: bool,
-    ) -> Result<bool, StoreError> {
+        create_first: bool,
+    ) -> Result<Increment, StoreError> {
         self.tables().await?;
         let client = self
             .counters
@@ -368,63 +365,43 @@ impl CounterStore for AzureStorage {
             row_key: row.to_owned(),
             count: 1,
         };
-        if probably_new && max > 0 {
-            // Create it at 1 without reading first; 409 means it exists: read and update.
-            match self
-                .counters
+        let insert_first = || async {
+            self.counters
                 .insert::<_, serde::de::IgnoredAny>(&first)
                 .map_err(unavailable)?
                 .await
+                .map(drop)
                 .map_err(write_error)
-            {
-                Ok(_) => return Ok(true),
+        };
+        if create_first && max > 0 {
+            // Create it at 1 without reading first; 409 means it exists: read and update.
+            match insert_first().await {
+                Ok(()) => return Ok(Increment::Counted),
                 Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e),
             }
         }
-        for attempt in 0..MAX_COUNTER_RACES {
-            let written = match get_entity::<CounterEntity>(client.clone()).await? {
-                Some((counter, _)) if counter.count >= max => return Ok(false),
-                Some((mut counter, etag)) => {
-                    counter.count += 1;
-                    client
-                        .update(&counter, IfMatchCondition::Etag(etag.0.into()))
-                        .map_err(unavailable)?
-                        .await
-                        .map(drop)
-                }
-                None if max == 0 => return Ok(false),
-                None => self
-                    .counters
-                    .insert::<_, serde::de::IgnoredAny>(&first)
+        let written = match get_entity::<CounterEntity>(client.clone()).await? {
+            Some((counter, _)) if counter.count >= max => return Ok(Increment::Full),
+            Some((mut counter, etag)) => {
+                counter.count += 1;
+                client
+                    .update(&counter, IfMatchCondition::Etag(etag.0.into()))
                     .map_err(unavailable)?
                     .await
-                    .map(drop),
-            };
-            match written.map_err(write_error) {
-                Ok(()) => return Ok(true),
-                // Another sign-up counted first: read again after a short, spread-out pause.
-                Err(StoreError::Conflict) => {
-                    tokio::time::sleep(Duration::from_millis(
-                        2 + 3 * attempt as u64 + u64::from(rand_jitter()),
-                    ))
-                    .await
-                }
-                Err(e) => return Err(e),
+                    .map(drop)
+                    .map_err(write_error)
             }
+            None if max == 0 => return Ok(Increment::Full),
+            None => insert_first().await,
+        };
+        match written {
+            Ok(()) => Ok(Increment::Counted),
+            // 412 (changed since read) or 409 (created since read): another writer won.
+            Err(StoreError::Conflict) => Ok(Increment::Raced),
+            Err(e) => Err(e),
         }
-        // Sustained contention on one key is itself a burst: count it as limited.
-        Ok(false)
     }
-}
-
-/// 0-7 ms, from the clock's low bits: enough to spread retries, no RNG crate needed.
-fn rand_jitter() -> u8 {
-    (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
-        % 8) as u8
 }
 
 #[async_trait]

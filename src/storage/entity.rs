@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{AddressClaim, CLAIM_ROW_PREFIX, StoreError};
-use crate::domain::{AccessKey, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest};
+use crate::domain::{
+    AccessKey, Decider, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest,
+};
 
 const EDM_DATETIME: &str = "Edm.DateTime";
 
@@ -130,7 +132,7 @@ impl RequestEntity {
             graph_request_id: request.graph_request_id.clone(),
             created_at: format_time(request.created_at),
             updated_at: format_time(request.updated_at),
-            decided_by: request.decided_by.clone(),
+            decided_by: request.decided_by.as_ref().map(Decider::to_string),
             decided_at: request.decided_at.map(format_time),
             decide_by: request.decide_by.map(format_time),
             notified_at: request.notified_at.map(format_time),
@@ -191,7 +193,7 @@ impl RequestEntity {
                 self.invitation_attempted_at.as_deref(),
             )?,
             graph_request_id: self.graph_request_id,
-            decided_by: self.decided_by,
+            decided_by: self.decided_by.as_deref().map(Decider::from_text),
             decided_at: optional_time_of("DecidedAt", self.decided_at.as_deref())?,
             decide_by: optional_time_of("DecideBy", self.decide_by.as_deref())?,
             notified_at: optional_time_of("NotifiedAt", self.notified_at.as_deref())?,

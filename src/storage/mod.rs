@@ -235,17 +235,30 @@ pub trait DeadLetters: Send + Sync {
 /// Counters shared by every instance of the app.
 #[async_trait]
 pub trait CounterStore: Send + Sync {
-    /// Adds one to the counter `partition`/`row` unless it has reached `max`; `true` when
-    /// counted (allowed). ETag-guarded, so concurrent increments never lose a count.
-    /// `probably_new` is a hint only: the store may try creating the counter before reading
-    /// it, which saves a round trip when the counter does not exist yet.
-    async fn increment(
+    /// One ETag-guarded attempt to add one to the counter `partition`/`row` unless it has
+    /// reached `max`: concurrent increments never lose a count, and a lost race is reported,
+    /// not retried (whether and when to try again is the caller's policy,
+    /// [`crate::abuse::RateLimiter`]). `create_first` is a hint only: the store may try
+    /// creating the counter before reading it, which saves a round trip when the counter
+    /// does not exist yet.
+    async fn try_increment(
         &self,
         partition: &str,
         row: &str,
         max: u32,
-        probably_new: bool,
-    ) -> Result<bool, StoreError>;
+        create_first: bool,
+    ) -> Result<Increment, StoreError>;
+}
+
+/// What one [`CounterStore::try_increment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Increment {
+    /// Counted: the counter was below `max` and is now one higher.
+    Counted,
+    /// The counter had reached `max`; nothing written.
+    Full,
+    /// Another writer changed the counter between our read and our write; nothing written.
+    Raced,
 }
 
 /// The `signup-requests` queue.

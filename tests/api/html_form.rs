@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use b2b_signup::{domain::RequestStatus, functions::html_redirect::SiteBase};
+use b2b_signup::{domain::RequestStatus, site_base::SiteBase};
 
 use crate::helpers::{TestApp, assert_problem, default_policy, spawn_app, spawn_app_with};
 

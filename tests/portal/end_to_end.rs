@@ -295,7 +295,10 @@ async fn an_approval_through_the_runner_needs_a_key_and_then_invites() {
             Duration::from_secs(20),
         )
         .await;
-    assert_eq!(row.decided_by.as_deref(), Some("key:default"));
+    assert_eq!(
+        row.decided_by.map(|by| by.to_string()).as_deref(),
+        Some("key:default")
+    );
 }
 
 /// Throughput against a Graph answering in 100 ms (not a timed test: run by hand with

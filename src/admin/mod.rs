@@ -1,0 +1,401 @@
+//! The administrators' command line: read, decide and export requests, check and explain
+//! the policy, without the Azure portal. Storage comes from `AzureWebJobsStorage` (or its
+//! identity-based form), as for the handler.
+//!
+//! Exit codes: 0 done; 1 the thing asked for cannot be done (unknown id, already decided,
+//! invalid policy or address); 2 usage or configuration error; 3 storage unavailable.
+//!
+//! Here: the commands and what they do. `view` is a request as administrators read it (its
+//! columns named once), `table` and `csv` print it; the policy explains itself
+//! ([`Policy::explain`]).
+
+mod csv;
+mod table;
+mod view;
+
+use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::{
+    clock::{Clock, parse_period},
+    domain::{Decider, EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
+    policy::Policy,
+    requests::{DecideError, Requests, Verdict},
+    storage::{
+        AddressClaim, AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
+        azure::StorageTimeouts,
+    },
+};
+
+use view::View;
+
+/// Most rows `list` and `export` read before sorting (the table is read, not indexed, by
+/// time across domains).
+const MAX_SCAN: usize = 10_000;
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List requests, newest first, as an aligned table (or JSON).
+    List {
+        #[command(flatten)]
+        filter: Filter,
+        /// How many to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per request, in a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every recorded field of one request.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request waiting for approval; it is sent to the invitation queue.
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who decides, for the audit row (default: cli:$USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Deny a request waiting for approval.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// Who decides, for the audit row (default: cli:$USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Export requests (oldest first) to standard output.
+    Export {
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Write the address claim of every live or successful request that has none. Run it
+    /// once when upgrading from a version that kept claims in table SignupAddresses, before
+    /// and again right after deploying; safe to repeat.
+    RestoreClaims,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct Filter {
+    /// Only requests with this status (Accepted, Queued, PendingApproval, Inviting, Invited, Denied, Failed).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only requests from this e-mail domain.
+    #[arg(long)]
+    domain: Option<String>,
+    /// Only requests created within this period: 30m, 12h, 7d, 4w.
+    #[arg(long)]
+    since: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate a policy file (default: $SIGNUP_POLICY_PATH or policy.json).
+    Check { file: Option<PathBuf> },
+    /// Which rule applies to an address and why, and what access follows.
+    Explain {
+        email: String,
+        /// The policy file (default: $SIGNUP_POLICY_PATH or policy.json).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+}
+
+/// A failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// Exit 1.
+    #[error("{0}")]
+    Refused(String),
+    /// Exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// Exit 3.
+    #[error("storage unavailable: {0}")]
+    Storage(#[from] StoreError),
+}
+
+fn finish(result: Result<(), Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("b2b-signup: {failure}");
+            ExitCode::from(match failure {
+                Failure::Refused(_) => 1,
+                Failure::Usage(_) => 2,
+                Failure::Storage(_) => 3,
+            })
+        }
+    }
+}
+
+pub async fn requests(command: RequestsCommand) -> ExitCode {
+    finish(run_requests(command, &mut std::io::stdout().lock()).await)
+}
+
+pub fn policy(command: PolicyCommand) -> ExitCode {
+    finish(run_policy(command, &mut std::io::stdout().lock()))
+}
+
+fn store() -> Result<AzureStorage, Failure> {
+    let account = StorageAccount::from_settings(|name| std::env::var(name).ok())
+        .map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(AzureStorage::new(&account, StorageTimeouts::default())?)
+}
+
+async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<(), Failure> {
+    let storage = store()?;
+    let now = OffsetDateTime::now_utc();
+    match command {
+        RequestsCommand::List {
+            filter,
+            limit,
+            json,
+        } => {
+            let mut rows = read(&storage, &filter, now).await?;
+            rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+            rows.truncate(limit);
+            if json {
+                let views: Vec<View> = rows.iter().map(View::of).collect();
+                write_json(out, &views)
+            } else {
+                table::write_table(out, &rows).map_err(io)
+            }
+        }
+        RequestsCommand::Show { id, json } => {
+            let request = find(&storage, &id).await?;
+            if json {
+                write_json(out, &View::of(&request))
+            } else {
+                table::write_fields(out, &View::of(&request)).map_err(io)
+            }
+        }
+        RequestsCommand::Approve { id, reason, by } => {
+            decide(storage, &id, Verdict::Approve, reason, by, out).await
+        }
+        RequestsCommand::Deny { id, reason, by } => {
+            decide(storage, &id, Verdict::Deny, Some(reason), by, out).await
+        }
+        RequestsCommand::Export {
+            format: Format::Csv,
+            filter,
+        } => {
+            let mut rows = read(&storage, &filter, now).await?;
+            rows.sort_by_key(|r| r.id);
+            csv::write(out, &rows).map_err(io)
+        }
+        RequestsCommand::RestoreClaims => restore_claims(&storage, out).await,
+    }
+}
+
+/// Claims moved from table SignupAddresses into SignupRequests; without this, a repeat
+/// sign-up for an address whose claim is still in the old table would start a second
+/// request. The claims are rebuilt from the rows (newest live request per address wins),
+/// so the old table is not read at all.
+async fn restore_claims(storage: &AzureStorage, out: &mut impl Write) -> Result<(), Failure> {
+    let mut rows = storage.query(&RequestQuery::default(), usize::MAX).await?;
+    rows.sort_by_key(|row| std::cmp::Reverse(row.value.id));
+    let (mut written, mut present) = (0, 0);
+    for row in rows
+        .iter()
+        .filter(|row| row.value.status.blocks_new_request())
+    {
+        let claim = AddressClaim {
+            request_id: row.value.id,
+            claimed_at: row.value.created_at,
+        };
+        match storage.insert_claim(&row.value.email, &claim).await? {
+            true => written += 1,
+            false => present += 1,
+        }
+    }
+    writeln!(
+        out,
+        "{} requests read; {written} claims written, {present} already present",
+        rows.len()
+    )
+    .map_err(io)
+}
+
+async fn read(
+    storage: &AzureStorage,
+    filter: &Filter,
+    now: OffsetDateTime,
+) -> Result<Vec<SignupRequest>, Failure> {
+    let status = filter
+        .status
+        .as_deref()
+        .map(|s| {
+            RequestStatus::ALL
+                .into_iter()
+                .find(|status| status.as_str().eq_ignore_ascii_case(s))
+                .ok_or_else(|| Failure::Usage(format!("--status {s:?} is not a status")))
+        })
+        .transpose()?;
+    let domain = filter
+        .domain
+        .as_deref()
+        .map(|d| {
+            EmailDomain::parse(d)
+                .map_err(|_| Failure::Usage(format!("--domain {d:?} is not a domain")))
+        })
+        .transpose()?;
+    let created_since = filter
+        .since
+        .as_deref()
+        .map(|text| since(text, now))
+        .transpose()?;
+    let query = RequestQuery {
+        status,
+        domain,
+        created_since,
+        ..Default::default()
+    };
+    let rows = storage.query(&query, MAX_SCAN).await?;
+    if rows.len() == MAX_SCAN {
+        eprintln!(
+            "b2b-signup: read the first {MAX_SCAN} matching rows only; narrow with --since, --status or --domain"
+        );
+    }
+    Ok(rows.into_iter().map(|row| row.value).collect())
+}
+
+async fn find(storage: &AzureStorage, id: &str) -> Result<SignupRequest, Failure> {
+    let unknown = || Failure::Refused(format!("no request has id {id}"));
+    let id = RequestId::parse(id).ok_or_else(unknown)?;
+    Ok(storage.find(&id).await?.ok_or_else(unknown)?.value)
+}
+
+async fn decide(
+    storage: AzureStorage,
+    id: &str,
+    verdict: Verdict,
+    reason: Option<String>,
+    by: Option<String>,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let request_id =
+        RequestId::parse(id).ok_or_else(|| Failure::Refused(format!("no request has id {id}")))?;
+    let by = by.map_or_else(
+        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+        Decider::Named,
+    );
+    let requests = Requests {
+        store: Arc::new(storage.clone()),
+        queue: Arc::new(storage),
+        clock: Clock::system(),
+        notifier: None,
+    };
+    match requests.decide(&request_id, verdict, &by, reason).await {
+        Ok(decided) => {
+            let what = if decided.changed {
+                "decided"
+            } else {
+                "already decided"
+            };
+            writeln!(
+                out,
+                "{id}: {what}, now {} (by {})",
+                decided.request.status,
+                decided
+                    .request
+                    .decided_by
+                    .as_ref()
+                    .map_or_else(|| "?".to_owned(), Decider::to_string)
+            )
+            .map_err(io)
+        }
+        Err(DecideError::NotFound) => Err(Failure::Refused(format!("no request has id {id}"))),
+        Err(DecideError::AlreadyDecided(request)) => Err(Failure::Refused(format!(
+            "{id} was already decided: it is {}",
+            request.status
+        ))),
+        Err(DecideError::NotPending(request)) => Err(Failure::Refused(format!(
+            "{id} is not waiting for approval: it is {}",
+            request.status
+        ))),
+        Err(DecideError::Storage(e)) => Err(e.into()),
+    }
+}
+
+fn io(error: std::io::Error) -> Failure {
+    Failure::Usage(format!("cannot write output: {error}"))
+}
+
+/// The start of `--since` (`30m`, `12h`, `7d`, `4w`: [`parse_period`]) counted back from `now`.
+fn since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Failure> {
+    let period = parse_period(text).map_err(|e| Failure::Usage(format!("--since: {e}")))?;
+    Duration::try_from(period)
+        .ok()
+        .and_then(|period| now.checked_sub(period))
+        .ok_or_else(|| Failure::Usage(format!("--since {text:?} reaches before any date")))
+}
+
+fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {
+    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Failure::Usage(e.to_string()))?;
+    writeln!(out).map_err(io)
+}
+
+fn policy_path(file: Option<PathBuf>) -> PathBuf {
+    file.or_else(|| std::env::var_os("SIGNUP_POLICY_PATH").map(Into::into))
+        .unwrap_or_else(|| "policy.json".into())
+}
+
+fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failure> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let path = policy_path(file);
+            let policy = Policy::load(&path)
+                .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+            writeln!(
+                out,
+                "{}: valid ({} rules, {} access options)",
+                path.display(),
+                policy.rules().len(),
+                policy.access_options().count()
+            )
+            .map_err(io)
+        }
+        PolicyCommand::Explain { email, policy } => {
+            let path = policy_path(policy);
+            let policy = Policy::load(&path)
+                .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+            let email = EmailAddress::parse(&email)
+                .map_err(|e| Failure::Refused(format!("not a valid address: {e}")))?;
+            write!(out, "{}", policy.explain(&email)).map_err(io)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse() {
+        let now = time::macros::datetime!(2026-11-24 10:00 UTC);
+        let since = |text| since(text, now).map(|start| now - start);
+        assert_eq!(since("30m").unwrap(), Duration::minutes(30));
+        assert_eq!(since("7d").unwrap(), Duration::days(7));
+        assert_eq!(since("2w").unwrap(), Duration::weeks(2));
+        for bad in ["", "d", "7", "7y", "-", "9999999999w"] {
+            assert!(matches!(since(bad), Err(Failure::Usage(_))), "{bad:?}");
+        }
+    }
+}
