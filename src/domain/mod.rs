@@ -3,10 +3,12 @@
 //! Everything that crosses an edge (HTTP form, table row, policy file) is parsed into these
 //! once; the rest of the crate never re-checks a string.
 
+mod directory;
 mod email;
 mod request;
 mod text;
 
+pub use directory::{Group, GroupId, ObjectId, ObjectKind, User, UserId};
 pub use email::{EmailAddress, EmailDomain, EmailError};
 pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
 pub use text::{DisplayName, FreeText, TextError};
