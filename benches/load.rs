@@ -411,7 +411,7 @@ async fn main() {
                 .and(path("/v1.0/invitations"))
                 .respond_with(
                     ResponseTemplate::new(201)
-                        .set_body_json(json!({"id": "inv", "invitedUser": {"id": "guest"}}))
+                        .set_body_json(json!({"id": "inv", "invitedUser": {"id": "00000000-0000-4000-8000-00000000000b"}}))
                         .set_delay(Duration::from_millis(100)),
                 )
                 .mount(&graph)

@@ -148,7 +148,7 @@ impl Application {
             reconciler: Arc::new(Reconciler {
                 requests: requests.clone(),
                 lease: settings.stale_after,
-                stuck_accepted: settings.stale_after,
+                resend_accepted_after: settings.stale_after,
                 batch: RECONCILE_BATCH,
             }),
             requests,

@@ -20,9 +20,10 @@
 //!   transaction's answer was lost and the SDK retried it, the retry conflicts with what
 //!   the first try wrote: this call then reads the claim, finds the request it tried to
 //!   create and sends the message itself. Otherwise a repeat sign-up resends the row once
-//!   it is older than [`STUCK_ACCEPTED`] (30 s), and `Reconcile` once it is older than
-//!   [`crate::reconcile::STUCK_ACCEPTED`] (2 minutes; the timer runs every 5), both
-//!   marking it `Queued`;
+//!   it is older than [`RESEND_ON_REPEAT_AFTER`] (30 s), and `Reconcile` once it is older
+//!   than [`crate::reconcile::Reconciler::resend_accepted_after`] (the worker's lease,
+//!   [`crate::worker::DEFAULT_LEASE`], 2 minutes; the timer runs every 5), both marking
+//!   it `Queued`;
 //! - a queue put whose answer was lost may be retried by the SDK: two messages, harmless;
 //! - after step 2, before the answer: the row is `Accepted` with its message; the worker
 //!   takes it; a repeat sign-up answers with its id;
@@ -38,16 +39,20 @@ use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    domain::{DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest},
+    domain::{
+        AccessKey, DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest,
+    },
     policy::{Action, Policy, Refusal},
     requests::Requests,
     storage::{AddressClaim, ETag, InviteMessage, StoreError, Versioned},
 };
 
-/// An `Accepted` row older than this has probably lost its message (a crash or storage
-/// fault between the write and the send; a worker normally takes a row within seconds):
-/// a repeat sign-up sends it again.
-const STUCK_ACCEPTED: Duration = Duration::seconds(30);
+/// When the address signs up again, an `Accepted` row at least this old has probably lost
+/// its message (a crash or storage fault between the write and the send; a worker normally
+/// takes a row within seconds): the repeat sends it again. Shorter than Reconcile's
+/// [`crate::reconcile::Reconciler::resend_accepted_after`]: a partner asking again is a
+/// sign that nothing happened.
+pub const RESEND_ON_REPEAT_AFTER: Duration = Duration::seconds(30);
 /// Claim races lost in a row before answering "busy".
 const MAX_CLAIM_ATTEMPTS: usize = 4;
 
@@ -57,7 +62,7 @@ pub struct Submission {
     pub email: EmailAddress,
     pub display_name: DisplayName,
     /// The access option asked for; `None` means the rule's default.
-    pub access: Option<String>,
+    pub access: Option<AccessKey>,
     pub company: Option<FreeText>,
     pub justification: Option<FreeText>,
     /// The terms version the partner accepted, when the policy has terms.
@@ -123,7 +128,7 @@ impl Intake {
 
     pub async fn submit(&self, submission: Submission) -> Result<Receipt, IntakeError> {
         let decision = self.policy.decide(submission.email.domain());
-        let option = decision.access(submission.access.as_deref())?;
+        let option = decision.access(submission.access.as_ref())?;
         let approval_timeout = decision.approval_timeout();
         let initial = match decision.action() {
             Action::Invite => RequestStatus::Accepted,
@@ -270,7 +275,7 @@ impl Intake {
             "repeat sign-up answered with the existing request"
         );
         let stuck = request.status == RequestStatus::Accepted
-            && self.now() - request.updated_at >= STUCK_ACCEPTED;
+            && self.now() - request.updated_at >= RESEND_ON_REPEAT_AFTER;
         let receipt = Receipt {
             request_id: request.id,
             status: ReceiptStatus::of(request.status),

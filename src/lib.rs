@@ -16,8 +16,8 @@
 //!   Data/Metadata) and the answer it expects; no other module sees those shapes.
 //! - [`policy`]: the organisation's rules (`policy.json`), validated at start-up, and domain
 //!   matching.
-//! - [`domain`]: e-mail addresses, names, request ids and statuses as types that cannot hold
-//!   a bad value.
+//! - [`domain`]: e-mail addresses, names, request ids, access keys, directory object ids
+//!   (`GroupId`, `UserId`) and statuses as types that cannot hold a bad value.
 //! - [`storage`]: the request table and the queue behind small traits; the Azure crates stay
 //!   inside it.
 //! - [`graph`]: Microsoft Graph (invitations, group members) with a shared, single-flight

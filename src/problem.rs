@@ -7,6 +7,8 @@
 use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 
+use crate::storage::StoreError;
+
 /// Stable, snake_case error codes of the public API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +144,24 @@ impl Problem {
             "The service cannot take sign-ups right now. Please try again in a minute.",
         )
         .retry_after(30)
+    }
+
+    /// Something that retrying will not mend (a stored row that cannot be read). The
+    /// detail says nothing of what: that is in the log.
+    pub fn internal() -> Self {
+        Self::new(
+            ErrorCode::InternalError,
+            "Something went wrong on our side. Please contact the organisation that invited you to sign up.",
+        )
+    }
+
+    /// The answer to a storage fault: 500 for a row that cannot be read (retrying gives
+    /// the same answer), 503 with `Retry-After` otherwise.
+    pub fn storage(error: &StoreError) -> Self {
+        match error {
+            StoreError::Corrupt(_) => Self::internal(),
+            StoreError::Conflict | StoreError::Unavailable(_) => Self::unavailable(),
+        }
     }
 
     pub fn code(&self) -> ErrorCode {

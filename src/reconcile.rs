@@ -1,6 +1,7 @@
 //! `Reconcile`'s pass: nothing waits or stalls forever.
 //!
-//! - `Accepted` rows older than [`STUCK_ACCEPTED`] have probably lost their message: intake
+//! - `Accepted` rows older than [`Reconciler::resend_accepted_after`] (by default the
+//!   worker's lease, [`crate::worker::DEFAULT_LEASE`]) have probably lost their message: intake
 //!   writes the row, then sends the message and leaves the row `Accepted` until a worker
 //!   takes it (seconds), so a crash or storage fault between the two leaves exactly such a
 //!   row. Send the message again and mark the row `Queued` (a worker merely running behind
@@ -24,8 +25,6 @@ use crate::{
     storage::{RequestQuery, StoreError},
 };
 
-/// An `Accepted` row older than this has probably lost its message.
-pub const STUCK_ACCEPTED: Duration = Duration::minutes(2);
 /// A `Queued` row untouched this long has lost its message (normal delivery takes seconds;
 /// the host's retries of one message take a few minutes).
 pub const LOST_QUEUED: Duration = Duration::minutes(30);
@@ -36,9 +35,11 @@ pub struct Reconciler {
     pub requests: Arc<Requests>,
     /// The worker's lease length: an older `Inviting` row is stale.
     pub lease: Duration,
-    /// An `Accepted` row older than this has probably lost its message ([`STUCK_ACCEPTED`] in
-    /// production; `SIGNUP_STALE_AFTER_SECONDS`).
-    pub stuck_accepted: Duration,
+    /// An `Accepted` row older than this has probably lost its message and is sent again
+    /// (`SIGNUP_STALE_AFTER_SECONDS`, the lease's length: [`crate::worker::DEFAULT_LEASE`]
+    /// by default). Longer than intake's [`crate::intake::RESEND_ON_REPEAT_AFTER`]: a
+    /// timer, unlike a partner signing up again, has no sign that the message is missing.
+    pub resend_accepted_after: Duration,
     /// Rows handled per category per run.
     pub batch: usize,
 }
@@ -59,7 +60,7 @@ impl Reconciler {
         let mut report = Report::default();
 
         for (status, age) in [
-            (RequestStatus::Accepted, self.stuck_accepted),
+            (RequestStatus::Accepted, self.resend_accepted_after),
             (RequestStatus::Inviting, self.lease),
             (RequestStatus::Queued, LOST_QUEUED),
         ] {

@@ -11,6 +11,7 @@ use crate::{
     graph::{GraphConfigError, GraphSettings},
     site_base::{SITE_URL_SETTING, SiteBase},
     storage::{ConnectionError, StorageAccount},
+    worker::DEFAULT_LEASE,
 };
 
 /// How log lines are written.
@@ -57,7 +58,7 @@ pub struct Settings {
     /// `SIGNUP_SITE_URL`: the sign-up page's address, where plain HTML form posts are
     /// redirected (`thanks.html`, `error.html`). Default `/`, the API's own origin.
     pub site_url: SiteBase,
-    /// `SIGNUP_STALE_AFTER_SECONDS`, default 120 (2 minutes): the worker's `Inviting` lease,
+    /// `SIGNUP_STALE_AFTER_SECONDS`, default [`DEFAULT_LEASE`] (2 minutes): the worker's `Inviting` lease,
     /// and the age after which Reconcile treats an `Accepted` row as never enqueued and an
     /// `Inviting` lease as stale. Production keeps the default; the fault suite shortens it
     /// so a run need not wait minutes for recovery.
@@ -155,7 +156,7 @@ impl Settings {
                 &lookup,
                 "SIGNUP_STALE_AFTER_SECONDS",
                 5..=3600,
-                120,
+                DEFAULT_LEASE.whole_seconds(),
                 "a number of seconds from 5 to 3600",
             )?),
         })
@@ -287,6 +288,7 @@ mod tests {
         assert!(!s.dry_run);
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.stale_after, time::Duration::minutes(2));
+        assert_eq!(s.stale_after, DEFAULT_LEASE);
     }
 
     #[test]

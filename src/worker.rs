@@ -11,7 +11,11 @@
 //!   success;
 //! - a transient failure (Graph 5xx, 429 with a long `Retry-After`, timeouts) hands the row
 //!   back as `Queued` and fails the invocation so the host retries; a permanent one (Graph
-//!   4xx) ends the row as `Failed` with Graph's code and `request-id`, and succeeds.
+//!   4xx) ends the row as `Failed` with Graph's code and `request-id`, and succeeds;
+//! - a row that does not parse ([`StoreError::Corrupt`]: edited by hand, or written by a
+//!   newer version) is a permanent fault: the message is kept in `SignupDeadLetters` with
+//!   the reason, the row is left untouched for an administrator, and the invocation
+//!   succeeds, so nothing is retried or poisoned.
 //!
 //! One invitation e-mail per request, even when an answer is lost. Graph's
 //! `POST /invitations` has no idempotency key, and inviting an existing guest again sends
@@ -37,8 +41,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     clock::Clock,
-    domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
-    graph::{GraphClient, GraphError, Invitation, Invited},
+    domain::{EmailAddress, EmailDomain, GroupId, RequestId, RequestStatus, SignupRequest, UserId},
+    graph::{FailureKind, GraphClient, GraphError, Invitation, Invited},
     policy::Policy,
     storage::{
         DeadLetter, DeadLetters, INVITE_POISON_QUEUE, INVITE_QUEUE, InviteMessage, RequestStore,
@@ -47,66 +51,33 @@ use crate::{
 };
 
 /// What the worker needs from Microsoft Graph; [`GraphClient`] in production, a scripted
-/// fake in tests.
+/// fake in tests. Failures are Graph's own [`GraphError`]: `graph/` owns their
+/// classification ([`GraphError::kind`]) and the worker only maps it onto its outcomes.
 #[async_trait]
 pub trait Directory: Send + Sync {
     /// `POST /invitations`.
-    async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError>;
+    async fn invite(&self, invitation: &Invitation) -> Result<Invited, GraphError>;
     /// `POST /groups/{id}/members/$ref`; an existing membership is `Ok`.
-    async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DirectoryError>;
+    async fn add_member(&self, group_id: &GroupId, user_id: &UserId) -> Result<(), GraphError>;
     /// The object id of an existing user with this address (`GET /users?$filter=…`), to
     /// tell whether an earlier, unanswered invitation went through.
-    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<String>, DirectoryError>;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DirectoryError {
-    /// Worth retrying later (5xx, timeouts, connection failures); the call may have taken
-    /// effect at Graph.
-    #[error("{reason}")]
-    Transient { reason: String },
-    /// Worth retrying later, and known not to have taken effect: Graph throttled the call
-    /// (429) or no token could be had.
-    #[error("{reason}")]
-    Deferred { reason: String },
-    /// Graph refused for good (4xx other than 429).
-    #[error("Graph refused: {code}")]
-    Permanent {
-        code: String,
-        request_id: Option<String>,
-    },
-}
-
-impl From<GraphError> for DirectoryError {
-    fn from(error: GraphError) -> Self {
-        match error {
-            GraphError::Permanent {
-                code, request_id, ..
-            } => Self::Permanent { code, request_id },
-            // Only a 429 and a missing token are sure not to have reached Graph's logic.
-            GraphError::Throttled { status: 429, .. } | GraphError::Token(_) => Self::Deferred {
-                reason: error.to_string(),
-            },
-            other => Self::Transient {
-                reason: other.to_string(),
-            },
-        }
-    }
+    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<UserId>, GraphError>;
 }
 
 #[async_trait]
 impl Directory for GraphClient {
-    async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError> {
-        Ok(GraphClient::invite(self, invitation).await?)
+    async fn invite(&self, invitation: &Invitation) -> Result<Invited, GraphError> {
+        GraphClient::invite(self, invitation).await
     }
 
-    async fn add_member(&self, group_id: &str, user_id: &str) -> Result<(), DirectoryError> {
-        GraphClient::add_member(self, group_id, user_id).await?;
-        Ok(())
+    async fn add_member(&self, group_id: &GroupId, user_id: &UserId) -> Result<(), GraphError> {
+        GraphClient::add_member(self, group_id, user_id)
+            .await
+            .map(drop)
     }
 
-    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<String>, DirectoryError> {
-        Ok(GraphClient::find_user(self, email).await?)
+    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<UserId>, GraphError> {
+        GraphClient::find_user(self, email).await
     }
 }
 
@@ -138,7 +109,9 @@ pub struct Worker {
 }
 
 /// Lease length: longer than one invitation plus a few group adds with their timeouts and
-/// short throttling waits.
+/// short throttling waits. The one default of `SIGNUP_STALE_AFTER_SECONDS`
+/// ([`crate::settings::Settings::stale_after`]), which is also the age at which Reconcile
+/// re-sends an `Accepted` row or a stale lease.
 pub const DEFAULT_LEASE: Duration = Duration::minutes(2);
 
 /// How many lost ETag races to tolerate in one delivery before asking for a retry.
@@ -167,7 +140,7 @@ impl Worker {
         let _enter = span.enter();
         match self.try_deliver(&domain, &id, delivery).await {
             Ok(step) => step,
-            Err(e) => Step::Retry(format!("storage: {e}")),
+            Err(e) => self.storage_failed(delivery, INVITE_QUEUE, e).await,
         }
     }
 
@@ -186,7 +159,7 @@ impl Worker {
                         .dead_letter(delivery, INVITE_POISON_QUEUE, "no such request")
                         .await;
                 }
-                Err(e) => return Step::Retry(format!("storage: {e}")),
+                Err(e) => return self.storage_failed(delivery, INVITE_POISON_QUEUE, e).await,
             };
             if !matches!(
                 row.value.status,
@@ -231,10 +204,32 @@ impl Worker {
                     return Step::Done("marked Failed (poisoned)".into());
                 }
                 Err(StoreError::Conflict) => continue,
-                Err(e) => return Step::Retry(format!("storage: {e}")),
+                Err(e) => return self.storage_failed(delivery, INVITE_POISON_QUEUE, e).await,
             }
         }
         Step::Retry("the row kept changing".into())
+    }
+
+    /// A storage fault while handling a message. Unavailable storage is worth a retry; a
+    /// row that does not parse stays unreadable however often the message comes back, so
+    /// the message is kept as a dead letter with the reason and the invocation succeeds
+    /// (retrying would only poison it, and `InvitePoison` cannot read the row either).
+    /// The row is left as it is: what it holds is not known, so nothing overwrites it.
+    async fn storage_failed(
+        &self,
+        delivery: &Delivery<'_>,
+        queue: &'static str,
+        error: StoreError,
+    ) -> Step {
+        match error {
+            StoreError::Corrupt(reason) => {
+                let error = format!("the request's row cannot be read: {reason}");
+                self.dead_letter(delivery, queue, &error).await
+            }
+            StoreError::Conflict | StoreError::Unavailable(_) => {
+                Step::Retry(format!("storage: {error}"))
+            }
+        }
     }
 
     /// The row a message points at; a message that points nowhere is kept as a dead letter.
@@ -362,7 +357,7 @@ impl Worker {
         earlier: Option<OffsetDateTime>,
     ) -> Result<Step, StoreError> {
         let decision = self.policy.decide(row.value.email.domain());
-        let option = match decision.access(Some(row.value.access.as_str())) {
+        let option = match decision.access(Some(&row.value.access)) {
             Ok(option) => option.clone(),
             Err(refusal) => {
                 let reason = format!("the policy no longer allows this request: {refusal}");
@@ -386,7 +381,7 @@ impl Worker {
                         .as_deref()
                         .map(|l| format!(", language {l}"))
                         .unwrap_or_default(),
-                    option.groups.join(", ")
+                    option.group_list()
                 );
                 row.value.dry_run = true;
                 return self.end(row, RequestStatus::Invited, Some(reason)).await;
@@ -409,8 +404,8 @@ impl Worker {
                 Ok(None) => {
                     tracing::info!("no guest after an earlier attempt: it did not go through");
                 }
-                Err(DirectoryError::Permanent { code, .. }) => {
-                    tracing::warn!(code = %code, "cannot look for the guest (grant User.Read.All): inviting again, which may send a second e-mail");
+                Err(error) if error.kind() == FailureKind::Refused => {
+                    tracing::warn!(code = ?error.code(), "cannot look for the guest (grant User.Read.All): inviting again, which may send a second e-mail");
                 }
                 Err(error) => return self.graph_failed(row, "looking for the guest", error).await,
             }
@@ -429,7 +424,7 @@ impl Worker {
                     tracing::info!("invitation sent");
                 }
                 Err(error) => {
-                    if matches!(error, DirectoryError::Deferred { .. }) {
+                    if error.kind() == FailureKind::NotApplied {
                         // Graph did not act on it: no more doubt than before this attempt.
                         row.value.invitation_attempted_at = earlier;
                     }
@@ -460,24 +455,21 @@ impl Worker {
         &self,
         mut row: Versioned<SignupRequest>,
         what: &str,
-        error: DirectoryError,
+        error: GraphError,
     ) -> Result<Step, StoreError> {
-        match error {
-            DirectoryError::Permanent { code, request_id } => {
-                if request_id.is_some() {
-                    row.value.graph_request_id = request_id;
+        match error.kind() {
+            FailureKind::Refused => {
+                if let Some(request_id) = error.request_id() {
+                    row.value.graph_request_id = Some(request_id.to_owned());
                 }
+                let code = error.code().unwrap_or("no code");
                 tracing::warn!(code = %code, "Graph refused the {what}");
-                self.end(
-                    row,
-                    RequestStatus::Failed,
-                    Some(format!("{what}: Graph refused ({code})")),
-                )
-                .await
+                let reason = format!("{what}: Graph refused ({code})");
+                self.end(row, RequestStatus::Failed, Some(reason)).await
             }
-            DirectoryError::Transient { reason } | DirectoryError::Deferred { reason } => {
+            FailureKind::Uncertain | FailureKind::NotApplied => {
                 // Hand the row back so the next delivery need not wait for the lease.
-                let reason = format!("{what}: {reason}; will retry");
+                let reason = format!("{what}: {error}; will retry");
                 tracing::warn!(reason = %reason, "transient Graph failure");
                 row.value.status = RequestStatus::Queued;
                 row.value.reason = Some(reason.clone());
@@ -525,43 +517,4 @@ impl Worker {
 /// the retry will find the row's newer state.
 fn lease_lost() -> Step {
     Step::Retry("the lease was taken over by another delivery".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration as StdDuration;
-
-    use super::*;
-
-    fn throttled(status: u16) -> GraphError {
-        GraphError::Throttled {
-            status,
-            retry_after: StdDuration::from_secs(30),
-            request_id: None,
-        }
-    }
-
-    #[test]
-    fn only_a_429_is_known_not_to_have_invited() {
-        assert!(matches!(
-            DirectoryError::from(throttled(429)),
-            DirectoryError::Deferred { .. }
-        ));
-        for uncertain in [
-            throttled(503),
-            GraphError::Transient {
-                status: None,
-                request_id: None,
-            },
-            GraphError::UnexpectedResponse {
-                status: 201,
-                request_id: None,
-            },
-        ] {
-            assert!(matches!(
-                DirectoryError::from(uncertain),
-                DirectoryError::Transient { .. }
-            ));
-        }
-    }
 }

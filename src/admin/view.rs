@@ -78,7 +78,7 @@ impl View {
             justification: r.justification.as_ref().map(|t| t.as_str().to_owned()),
             reason: r.reason.clone(),
             attempts: r.attempts,
-            invited_user_id: r.invited_user_id.clone(),
+            invited_user_id: r.invited_user_id.as_ref().map(ToString::to_string),
             graph_request_id: r.graph_request_id.clone(),
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),

@@ -4,11 +4,13 @@
 //! once; the rest of the crate never re-checks a string.
 
 mod decider;
+mod directory;
 mod email;
 mod request;
 mod text;
 
 pub use decider::Decider;
+pub use directory::{Group, GroupId, ObjectId, ObjectKind, User, UserId};
 pub use email::{EmailAddress, EmailDomain, EmailError};
 pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
 pub use text::{DisplayName, FreeText, TextError};

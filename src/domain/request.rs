@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use time::OffsetDateTime;
 
-use super::{Decider, DisplayName, EmailAddress, FreeText};
+use super::{Decider, DisplayName, EmailAddress, FreeText, UserId};
 
 /// A request id: a ULID, so ids are unique without coordination and rows sort by time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -149,7 +149,7 @@ pub struct SignupRequest {
     /// How many times a worker has started on it.
     pub attempts: u32,
     /// The guest's object id in Entra, once invited.
-    pub invited_user_id: Option<String>,
+    pub invited_user_id: Option<UserId>,
     /// When a delivery first called `POST /invitations` for this request while no guest id
     /// was recorded: an invitation may have gone out (an answer lost, a handler killed).
     /// The next delivery looks for the guest before inviting again; see [`crate::worker`].

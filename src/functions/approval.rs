@@ -88,7 +88,7 @@ async fn handle(
         )),
         Err(DecideError::Storage(e)) => {
             tracing::error!(error = %e, "decision could not be stored");
-            Err(Problem::unavailable())
+            Err(Problem::storage(&e))
         }
     }
 }

@@ -21,7 +21,7 @@ use warp::{
 use super::{body, html_redirect::FormPost};
 use crate::{
     abuse::{CaptchaError, CaptchaVerifier, RateLimiter, client_ip},
-    domain::{DisplayName, EmailAddress, FreeText, RequestId, TextError},
+    domain::{AccessKey, DisplayName, EmailAddress, FreeText, RequestId, TextError},
     intake::{Intake, IntakeError, Receipt, ReceiptStatus, Submission},
     policy::Refusal,
     policy::Terms,
@@ -145,17 +145,21 @@ async fn handle(
             "email",
             "Sign-up is not open to addresses of this domain. Ask your contact at the organisation to invite you.",
         ),
-        IntakeError::Refused(Refusal::AccessNotAllowed) => Problem::field(
-            ErrorCode::AccessNotAllowed,
-            "access",
-            "The access you asked for is not available to addresses of this domain.",
-        ),
+        IntakeError::Refused(Refusal::AccessNotAllowed) => access_not_allowed(),
         IntakeError::Busy => Problem::unavailable().retry_after(5),
         IntakeError::Storage(e) => {
             tracing::error!(error = %e, "sign-up could not be stored");
-            Problem::unavailable()
+            Problem::storage(&e)
         }
     })
+}
+
+fn access_not_allowed() -> Problem {
+    Problem::field(
+        ErrorCode::AccessNotAllowed,
+        "access",
+        "The access you asked for is not available to addresses of this domain.",
+    )
 }
 
 fn accepted(receipt: Receipt) -> warp::reply::Response {
@@ -349,10 +353,15 @@ impl RawForm {
                 text_detail("The justification", e),
             )
         })?;
-        let access = text("access", self.access.as_ref())?
+        let access = match text("access", self.access.as_ref())?
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .map(str::to_owned);
+        {
+            None => None,
+            // Not a key any access option can have, so no rule allows it: the same answer
+            // as a key the rule does not list.
+            Some(key) => Some(AccessKey::parse(key).ok_or_else(access_not_allowed)?),
+        };
         let accepted = text("acceptTerms", self.accept_terms.as_ref())?.map(str::trim);
         let terms_version = match terms {
             None => None,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, GroupId, UserId};
 
 use super::{
     GraphConfigError, GraphError, GraphSettings, Invitation, Invited, Membership, TokenCache,
@@ -93,12 +93,15 @@ impl GraphClient {
             .post("invite", url, &InvitationBody::from(invitation))
             .await?;
         // Only the id is read: `inviteRedeemUrl` is never parsed, kept or logged.
-        match serde_json::from_slice::<InvitationResponse>(&answer.body) {
-            Ok(response) if !response.invited_user.id.is_empty() => Ok(Invited {
-                user_id: response.invited_user.id,
+        let user_id = serde_json::from_slice::<InvitationResponse>(&answer.body)
+            .ok()
+            .and_then(|response| UserId::parse(&response.invited_user.id));
+        match user_id {
+            Some(user_id) => Ok(Invited {
+                user_id,
                 request_id: answer.request_id,
             }),
-            _ => Err(GraphError::UnexpectedResponse {
+            None => Err(GraphError::UnexpectedResponse {
                 status: answer.status,
                 request_id: answer.request_id,
             }),
@@ -111,12 +114,12 @@ impl GraphClient {
     #[tracing::instrument(name = "graph_add_member", skip_all, fields(group_id = %group_id))]
     pub async fn add_member(
         &self,
-        group_id: &str,
-        user_id: &str,
+        group_id: &GroupId,
+        user_id: &UserId,
     ) -> Result<Membership, GraphError> {
-        let url = self.url(&["groups", group_id, "members", "$ref"]);
+        let url = self.url(&["groups", group_id.as_str(), "members", "$ref"]);
         let body = MemberReference {
-            odata_id: self.url(&["directoryObjects", user_id]).into(),
+            odata_id: self.url(&["directoryObjects", user_id.as_str()]).into(),
         };
         match self.post("add_member", url, &body).await {
             Ok(_) => Ok(Membership::Added),
@@ -139,7 +142,7 @@ impl GraphClient {
     /// or otherMails/any(…)&$select=id`. Needs `User.Read.All`; without it Graph answers 403
     /// (a [`GraphError::Permanent`]).
     #[tracing::instrument(name = "graph_find_user", skip_all, fields(domain = %email.domain()))]
-    pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<String>, GraphError> {
+    pub async fn find_user(&self, email: &EmailAddress) -> Result<Option<UserId>, GraphError> {
         let mut url = self.url(&["users"]);
         url.query_pairs_mut()
             .append_pair("$filter", &user_filter(email))
@@ -148,13 +151,16 @@ impl GraphClient {
         let answer = self
             .call("find_user", reqwest::Method::GET, url, None::<&()>)
             .await?;
-        match serde_json::from_slice::<UserList>(&answer.body) {
-            Ok(list) => Ok(list
-                .value
-                .into_iter()
-                .map(|user| user.id)
-                .find(|id| !id.is_empty())),
-            Err(_) => Err(GraphError::UnexpectedResponse {
+        // A user whose id is not an object id would be a Graph bug: not a guest to rely on.
+        let found = serde_json::from_slice::<UserList>(&answer.body)
+            .ok()
+            .and_then(|list| match list.value.into_iter().next() {
+                None => Some(None),
+                Some(user) => UserId::parse(&user.id).map(Some),
+            });
+        match found {
+            Some(found) => Ok(found),
+            None => Err(GraphError::UnexpectedResponse {
                 status: answer.status,
                 request_id: answer.request_id,
             }),

@@ -21,7 +21,7 @@ pub use settings::{GraphConfigError, GraphCredential, GraphSettings};
 pub use token::{TokenCache, TokenError};
 
 use crate::{
-    domain::{DisplayName, EmailAddress},
+    domain::{DisplayName, EmailAddress, UserId},
     policy::InvitationSettings,
 };
 
@@ -63,7 +63,7 @@ impl Invitation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invited {
     /// The guest user's object id (`invitedUser.id`), for group membership.
-    pub user_id: String,
+    pub user_id: UserId,
     /// Graph's `request-id` header, for the audit row and Microsoft support.
     pub request_id: Option<String>,
 }
@@ -117,10 +117,45 @@ pub enum GraphError {
     Token(#[from] TokenError),
 }
 
+/// What a failed call means for the caller: the one classification of [`GraphError`]
+/// ([`GraphError::kind`]); callers map it onto their own outcomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Worth retrying later, and the call may have taken effect at Graph: a 5xx (a 503 may
+    /// come from a gateway after Graph acted), a timeout, a dropped connection, an
+    /// unexpected success body.
+    Uncertain,
+    /// Worth retrying later, and known not to have taken effect: Graph throttled the call
+    /// (429, refused before its logic ran) or no token could be had (nothing was sent).
+    NotApplied,
+    /// Graph refused for good (a 4xx other than 429): retrying the same call will not help.
+    Refused,
+}
+
 impl GraphError {
+    /// How the caller reacts; see [`FailureKind`].
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Permanent { .. } => FailureKind::Refused,
+            Self::Throttled { status: 429, .. } | Self::Token(_) => FailureKind::NotApplied,
+            Self::Throttled { .. } | Self::Transient { .. } | Self::UnexpectedResponse { .. } => {
+                FailureKind::Uncertain
+            }
+        }
+    }
+
     /// Whether the caller should fail the invocation so the host retries it later.
     pub fn is_transient(&self) -> bool {
-        !matches!(self, Self::Permanent { .. })
+        self.kind() != FailureKind::Refused
+    }
+
+    /// Graph's error `code` when it refused the call (`Authorization_RequestDenied`, …),
+    /// for the row and the log.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Permanent { code, .. } => Some(code),
+            _ => None,
+        }
     }
 
     /// Graph's `request-id` for the failed call, when Graph answered.

@@ -14,17 +14,28 @@ use wiremock::{
 };
 
 use super::{
-    GraphClient, GraphConfigError, GraphCredential, GraphError, GraphSettings, Invitation, Invited,
-    Membership, TokenCache, client::parse_retry_after, token::refresh_after,
+    FailureKind, GraphClient, GraphConfigError, GraphCredential, GraphError, GraphSettings,
+    Invitation, Invited, Membership, TokenCache, client::parse_retry_after, token::refresh_after,
 };
-use crate::domain::{DisplayName, EmailAddress};
+use crate::domain::{DisplayName, EmailAddress, GroupId, UserId};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const CLIENT_ID: &str = "app-client-id";
 const SECRET: &str = "client-s3cret-value";
 const TOKEN_PATH: &str = "/11111111-2222-3333-4444-555555555555/oauth2/v2.0/token";
 const INVITATIONS: &str = "/v1.0/invitations";
-const GROUP_MEMBERS: &str = "/v1.0/groups/group-1/members/$ref";
+/// The group and the guest of the membership tests: directory object ids are GUIDs.
+const GROUP: &str = "6a1e5b3c-0000-4000-8000-000000000001";
+const GUEST: &str = "9a0b1c2d-0000-4000-8000-00000000000a";
+const GROUP_MEMBERS: &str = "/v1.0/groups/6a1e5b3c-0000-4000-8000-000000000001/members/$ref";
+
+fn group() -> GroupId {
+    GroupId::parse(GROUP).expect("a GUID")
+}
+
+fn guest() -> UserId {
+    UserId::parse(GUEST).expect("a GUID")
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -139,7 +150,7 @@ async fn invite_posts_exactly_the_documented_fields_with_a_bearer_token() {
                 "messageLanguage": "de-DE",
             },
         })))
-        .respond_with(invited_response("guest-1"))
+        .respond_with(invited_response(GUEST))
         .expect(1)
         .mount(&server)
         .await;
@@ -156,7 +167,7 @@ async fn invite_posts_exactly_the_documented_fields_with_a_bearer_token() {
     assert_eq!(
         invited.expect("invited"),
         Invited {
-            user_id: "guest-1".into(),
+            user_id: guest(),
             request_id: Some("req-invite-1".into()),
         }
     );
@@ -173,14 +184,14 @@ async fn invite_leaves_out_message_info_when_the_rule_sets_none() {
             "inviteRedirectUrl": "https://myapps.microsoft.com",
             "sendInvitationMessage": true,
         })))
-        .respond_with(invited_response("guest-1"))
+        .respond_with(invited_response(GUEST))
         .expect(1)
         .mount(&server)
         .await;
 
     let invited = client(&settings(&server)).invite(&invitation()).await;
 
-    assert_eq!(invited.expect("invited").user_id, "guest-1");
+    assert_eq!(invited.expect("invited").user_id, guest());
 }
 
 #[tokio::test]
@@ -205,6 +216,44 @@ async fn invite_with_an_undocumented_success_body_is_a_retryable_error() {
     assert!(error.is_transient());
 }
 
+fn throttled(status: u16) -> GraphError {
+    GraphError::Throttled {
+        status,
+        retry_after: Duration::from_secs(30),
+        request_id: None,
+    }
+}
+
+#[test]
+fn only_a_429_is_known_not_to_have_invited() {
+    assert_eq!(throttled(429).kind(), FailureKind::NotApplied);
+    let no_token = GraphError::Token(super::TokenError::Timeout(Duration::from_secs(5)));
+    assert_eq!(no_token.kind(), FailureKind::NotApplied, "nothing was sent");
+    for uncertain in [
+        throttled(503),
+        GraphError::Transient {
+            status: None,
+            request_id: None,
+        },
+        GraphError::UnexpectedResponse {
+            status: 201,
+            request_id: None,
+        },
+    ] {
+        assert_eq!(uncertain.kind(), FailureKind::Uncertain, "{uncertain:?}");
+        assert!(uncertain.is_transient());
+    }
+    let refused = GraphError::Permanent {
+        status: 403,
+        code: "Authorization_RequestDenied".into(),
+        message: String::new(),
+        request_id: None,
+    };
+    assert_eq!(refused.kind(), FailureKind::Refused);
+    assert_eq!(refused.code(), Some("Authorization_RequestDenied"));
+    assert!(!refused.is_transient());
+}
+
 // ---------------------------------------------------------------- looking for a guest
 
 #[tokio::test]
@@ -225,7 +274,7 @@ async fn find_user_asks_with_microsoft_s_documented_filter_and_reads_the_id() {
         .and(query_param("$select", "id"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users(id)",
-            "value": [{ "id": "guest-7" }]
+            "value": [{ "id": GUEST }]
         })))
         .expect(1)
         .mount(&server)
@@ -235,7 +284,7 @@ async fn find_user_asks_with_microsoft_s_documented_filter_and_reads_the_id() {
     let found = client(&settings(&server)).find_user(&email).await;
 
     // Assert
-    assert_eq!(found.expect("found"), Some("guest-7".into()));
+    assert_eq!(found.expect("found"), Some(guest()));
 }
 
 #[tokio::test]
@@ -354,7 +403,7 @@ async fn add_member_answers_by_graph_status() {
         // Arrange
         let server = graph_server().await;
         let body = json!({
-            "@odata.id": format!("{}/v1.0/directoryObjects/guest-1", server.uri())
+            "@odata.id": format!("{}/v1.0/directoryObjects/{GUEST}", server.uri())
         });
         Mock::given(method("POST"))
             .and(path(GROUP_MEMBERS))
@@ -367,7 +416,7 @@ async fn add_member_answers_by_graph_status() {
 
         // Act
         let outcome = client(&settings(&server))
-            .add_member("group-1", "guest-1")
+            .add_member(&group(), &guest())
             .await;
 
         // Assert
@@ -405,6 +454,11 @@ async fn graph_errors_are_sorted_into_transient_and_permanent() {
         ),
         ("502 is transient", ResponseTemplate::new(502), true),
         (
+            "a guest id that is not an object id is an unexpected answer (never put in a URL or stored)",
+            invited_response("../groups/x"),
+            true,
+        ),
+        (
             "400 is permanent",
             graph_error(400, "BadRequest", &long_message),
             false,
@@ -437,6 +491,7 @@ async fn graph_errors_are_sorted_into_transient_and_permanent() {
         assert_eq!(error.is_transient(), transient, "{description}: {error:?}");
         match error {
             GraphError::Transient { status, .. } => assert!(status >= Some(500), "{description}"),
+            GraphError::UnexpectedResponse { status: 201, .. } => {}
             GraphError::Permanent {
                 status: 400,
                 code,
@@ -493,7 +548,7 @@ async fn a_short_retry_after_is_waited_out_inline() {
             .await;
         Mock::given(method("POST"))
             .and(path(INVITATIONS))
-            .respond_with(invited_response("guest-1"))
+            .respond_with(invited_response(GUEST))
             .expect(1)
             .mount(&server)
             .await;
@@ -504,7 +559,7 @@ async fn a_short_retry_after_is_waited_out_inline() {
         let invited = graph.invite(&invitation()).await;
 
         // Assert
-        assert_eq!(invited.expect("invited after waiting").user_id, "guest-1");
+        assert_eq!(invited.expect("invited after waiting").user_id, guest());
         assert!(
             started.elapsed() >= Duration::from_millis(200),
             "{status}: waited"
@@ -609,7 +664,7 @@ async fn a_slow_answer_is_a_transient_timeout() {
     let server = graph_server().await;
     Mock::given(method("POST"))
         .and(path(INVITATIONS))
-        .respond_with(invited_response("guest-1").set_delay(Duration::from_secs(3)))
+        .respond_with(invited_response(GUEST).set_delay(Duration::from_secs(3)))
         .expect(1)
         .mount(&server)
         .await;
@@ -653,7 +708,7 @@ async fn an_unreachable_graph_is_transient() {
     });
 
     // Act
-    let outcome = graph.add_member("group-1", "guest-1").await;
+    let outcome = graph.add_member(&group(), &guest()).await;
 
     // Assert
     assert!(
@@ -676,7 +731,7 @@ async fn concurrent_calls_share_one_token_request() {
     Mock::given(method("POST"))
         .and(path(INVITATIONS))
         .and(header("authorization", "Bearer token-1"))
-        .respond_with(invited_response("guest-1").set_delay(Duration::from_millis(200)))
+        .respond_with(invited_response(GUEST).set_delay(Duration::from_millis(200)))
         .expect(24)
         .mount(&server)
         .await;
@@ -716,13 +771,14 @@ async fn a_token_near_expiry_is_refreshed_once() {
     }
     let graph = client(&settings(&server));
     graph
-        .add_member("group-1", "guest-1")
+        .add_member(&group(), &guest())
         .await
         .expect("first call");
 
     // Act
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let results = join_all((0..8).map(|_| graph.add_member("group-1", "guest-1"))).await;
+    let (group, guest) = (group(), guest());
+    let results = join_all((0..8).map(|_| graph.add_member(&group, &guest))).await;
 
     // Assert
     assert!(results.iter().all(Result::is_ok), "{results:?}");
@@ -758,7 +814,7 @@ async fn a_rejected_token_is_replaced_and_the_call_repeated_once() {
     Mock::given(method("POST"))
         .and(path(INVITATIONS))
         .and(header("authorization", "Bearer fresh"))
-        .respond_with(invited_response("guest-1"))
+        .respond_with(invited_response(GUEST))
         .expect(1)
         .mount(&server)
         .await;
@@ -767,7 +823,7 @@ async fn a_rejected_token_is_replaced_and_the_call_repeated_once() {
     let invited = client(&settings(&server)).invite(&invitation()).await;
 
     // Assert
-    assert_eq!(invited.expect("invited").user_id, "guest-1");
+    assert_eq!(invited.expect("invited").user_id, guest());
 }
 
 #[tokio::test]
@@ -815,7 +871,7 @@ async fn a_failing_token_endpoint_is_one_request_and_a_retryable_error_for_all_w
         .await;
     Mock::given(method("POST"))
         .and(path(INVITATIONS))
-        .respond_with(invited_response("guest-1"))
+        .respond_with(invited_response(GUEST))
         .expect(0)
         .mount(&server)
         .await;
@@ -1083,7 +1139,7 @@ async fn logs_carry_status_and_request_id_but_no_secret_token_or_address() {
         .await;
     Mock::given(method("POST"))
         .and(path(INVITATIONS))
-        .respond_with(invited_response("guest-1"))
+        .respond_with(invited_response(GUEST))
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -1099,7 +1155,7 @@ async fn logs_carry_status_and_request_id_but_no_secret_token_or_address() {
 
     // Act
     graph.invite(&invitation()).await.expect("invited");
-    let refused = graph.add_member("group-1", "guest-1").await;
+    let refused = graph.add_member(&group(), &guest()).await;
 
     // Assert
     assert!(matches!(refused, Err(GraphError::Permanent { .. })));

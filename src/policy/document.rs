@@ -10,7 +10,7 @@ use super::{
     AccessOption, Action, InvitationSettings, Policy, PolicyError, Rule,
     matching::{DomainIndex, DomainPattern},
 };
-use crate::domain::AccessKey;
+use crate::domain::{AccessKey, GroupId};
 
 const DEFAULT_REDIRECT_URL: &str = "https://myapps.microsoft.com";
 /// How long a request waits for an administrator unless the policy says otherwise.
@@ -221,16 +221,15 @@ fn validate_options(
             ));
         }
         let mut groups = Vec::with_capacity(option.groups.len());
-        for (g, group) in option.groups.iter().enumerate() {
-            if !is_guid(group) {
-                return Err(invalid(
+        for (g, text) in option.groups.iter().enumerate() {
+            let group = GroupId::parse(text).ok_or_else(|| {
+                invalid(
                     format!("{place}.groups[{g}]"),
                     format!(
-                        "{group:?} is not a group object id (a GUID such as 8f1c3c1e-0000-4000-8000-000000000000)"
+                        "{text:?} is not a group object id (a GUID such as 8f1c3c1e-0000-4000-8000-000000000000)"
                     ),
-                ));
-            }
-            let group = group.to_ascii_lowercase();
+                )
+            })?;
             if !groups.contains(&group) {
                 groups.push(group);
             }
@@ -403,13 +402,4 @@ fn validate_timeout(place: &str, days: Option<u32>) -> Result<Option<time::Durat
             format!("must be 1-{MAX_APPROVAL_TIMEOUT_DAYS} days"),
         )),
     }
-}
-
-fn is_guid(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.len() == 36
-        && bytes.iter().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => *b == b'-',
-            _ => b.is_ascii_hexdigit(),
-        })
 }

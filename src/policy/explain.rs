@@ -74,7 +74,7 @@ impl Policy {
                     lines.push(format!(
                         "access:   {key}{mark} \"{}\" → groups {}",
                         option.display_name,
-                        option.groups.join(", ")
+                        option.group_list()
                     ));
                 }
             }

@@ -12,7 +12,7 @@ mod matching;
 
 use std::{collections::BTreeMap, path::Path};
 
-use crate::domain::{AccessKey, EmailDomain};
+use crate::domain::{AccessKey, EmailDomain, GroupId};
 
 pub use explain::Explanation;
 pub use matching::DomainPattern;
@@ -33,8 +33,16 @@ pub enum Action {
 pub struct AccessOption {
     pub key: AccessKey,
     pub display_name: String,
-    /// Entra group object ids (GUIDs, lower-case).
-    pub groups: Vec<String>,
+    /// The Entra groups it grants, each once, in the policy's order.
+    pub groups: Vec<GroupId>,
+}
+
+impl AccessOption {
+    /// The group ids, comma-separated, for messages and the audit reason.
+    pub fn group_list(&self) -> String {
+        let ids: Vec<&str> = self.groups.iter().map(GroupId::as_str).collect();
+        ids.join(", ")
+    }
 }
 
 /// How the invitation is sent (Graph `POST /invitations` fields), after rule overrides.
@@ -172,14 +180,14 @@ impl<'a> Decision<'a> {
 
     /// The access option a sign-up gets: the requested one if the rule allows it, the
     /// rule's first option when none was requested. A deny rule allows nothing.
-    pub fn access(&self, requested: Option<&str>) -> Result<&'a AccessOption, Refusal> {
+    pub fn access(&self, requested: Option<&AccessKey>) -> Result<&'a AccessOption, Refusal> {
         let rule = self.effective_rule();
         if rule.action == Action::Deny {
             return Err(Refusal::DomainNotAllowed);
         }
         let key = match requested {
             None => rule.access.first(),
-            Some(wanted) => rule.access.iter().find(|key| key.as_str() == wanted),
+            Some(wanted) => rule.access.iter().find(|key| *key == wanted),
         }
         .ok_or(Refusal::AccessNotAllowed)?;
         self.policy

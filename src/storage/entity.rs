@@ -13,7 +13,7 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{AddressClaim, CLAIM_ROW_PREFIX, StoreError};
 use crate::domain::{
-    AccessKey, Decider, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest,
+    AccessKey, Decider, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest, UserId,
 };
 
 const EDM_DATETIME: &str = "Edm.DateTime";
@@ -127,7 +127,7 @@ impl RequestEntity {
             status: request.status.as_str().to_owned(),
             reason: request.reason.clone(),
             attempts: request.attempts,
-            invited_user_id: request.invited_user_id.clone(),
+            invited_user_id: request.invited_user_id.as_ref().map(UserId::to_string),
             invitation_attempted_at: request.invitation_attempted_at.map(format_time),
             graph_request_id: request.graph_request_id.clone(),
             created_at: format_time(request.created_at),
@@ -187,7 +187,11 @@ impl RequestEntity {
             email,
             reason: self.reason,
             attempts: self.attempts,
-            invited_user_id: self.invited_user_id,
+            invited_user_id: self
+                .invited_user_id
+                .as_deref()
+                .map(|id| UserId::parse(id).ok_or_else(|| corrupt("InvitedUserId")))
+                .transpose()?,
             invitation_attempted_at: optional_time_of(
                 "InvitationAttemptedAt",
                 self.invitation_attempted_at.as_deref(),

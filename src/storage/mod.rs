@@ -31,8 +31,9 @@ pub const REQUESTS_TABLE: &str = "SignupRequests";
 pub const CLAIM_ROW_PREFIX: &str = "address:";
 /// Rate-limit counters (PartitionKey = scope, RowKey = key digest and window start).
 pub const RATE_LIMITS_TABLE: &str = "SignupRateLimits";
-/// Queue messages that could not be handled at all (not our format, or pointing at no
-/// row), kept for an administrator instead of being dropped. PartitionKey = queue name.
+/// Queue messages that could not be handled at all (not our format, pointing at no row,
+/// or at a row that cannot be read), kept for an administrator instead of being dropped.
+/// PartitionKey = queue name.
 pub const DEAD_LETTERS_TABLE: &str = "SignupDeadLetters";
 /// Queue the invitation worker (`InviteQueue`) is triggered by.
 pub const INVITE_QUEUE: &str = "signup-requests";
@@ -118,6 +119,8 @@ pub enum StoreError {
     #[error("the entity was changed or created concurrently")]
     Conflict,
     /// A stored row that does not parse (edited by hand, or written by a newer version).
+    /// Permanent: reading it again gives the same answer, so callers report it (a dead
+    /// letter, a 500) instead of retrying.
     #[error("stored entity is not valid: {0}")]
     Corrupt(String),
     /// Storage could not be reached or answered with an error; worth retrying later.

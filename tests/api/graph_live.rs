@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use b2b_signup::domain::RequestStatus;
+use b2b_signup::domain::{RequestStatus, UserId};
 use serde_json::json;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -23,6 +23,9 @@ async fn graph() -> MockServer {
     mount_token_endpoint(&server, TENANT, "test-access-token").await;
     server
 }
+
+/// The guest's object id Graph answers with (a GUID, as Graph's always are).
+const GUEST: &str = "9a0b1c2d-0000-4000-8000-00000000000a";
 
 fn invited(user_id: &str) -> ResponseTemplate {
     invitation_created(user_id, "graph-request-1")
@@ -77,13 +80,15 @@ async fn a_sign_up_becomes_an_invitation_and_group_memberships() {
             "inviteRedirectUrl": "https://myapps.microsoft.com",
             "sendInvitationMessage": true
         })))
-        .respond_with(invited("guest-object-id"))
+        .respond_with(invited(GUEST))
         .expect(1)
         .mount(&graph)
         .await;
     for group in [GROUP_A, GROUP_B] {
         adding_member(group)
-            .and(body_json(json!({"@odata.id": format!("{}/v1.0/directoryObjects/guest-object-id", graph.uri())})))
+            .and(body_json(
+                json!({"@odata.id": format!("{}/v1.0/directoryObjects/{GUEST}", graph.uri())}),
+            ))
             .respond_with(ResponseTemplate::new(204))
             .expect(1)
             .mount(&graph)
@@ -98,7 +103,10 @@ async fn a_sign_up_becomes_an_invitation_and_group_memberships() {
     // Assert
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Invited);
-    assert_eq!(row.invited_user_id.as_deref(), Some("guest-object-id"));
+    assert_eq!(
+        row.invited_user_id.as_ref().map(UserId::as_str),
+        Some(GUEST)
+    );
     assert_eq!(row.graph_request_id.as_deref(), Some("graph-request-1"));
     assert!(!row.dry_run);
 
@@ -118,7 +126,7 @@ async fn graph_5xx_fails_the_invocation_then_the_retry_succeeds() {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1.0/invitations"))
-        .respond_with(invited("g-1"))
+        .respond_with(invited(GUEST))
         .mount(&graph)
         .await;
     member_added(GROUP_A).mount(&graph).await;
@@ -196,7 +204,7 @@ async fn throttling_with_a_short_retry_after_is_waited_out_and_existing_membersh
         .await;
     Mock::given(method("POST"))
         .and(path("/v1.0/invitations"))
-        .respond_with(invited("g-1"))
+        .respond_with(invited(GUEST))
         .expect(1)
         .mount(&graph)
         .await;
@@ -256,7 +264,7 @@ async fn concurrent_invocations_overlap_and_share_one_token() {
     let delay = Duration::from_millis(300);
     Mock::given(method("POST"))
         .and(path("/v1.0/invitations"))
-        .respond_with(invited("g").set_delay(delay))
+        .respond_with(invited(GUEST).set_delay(delay))
         .mount(&graph)
         .await;
     Mock::given(method("POST"))

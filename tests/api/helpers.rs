@@ -220,16 +220,38 @@ impl TestApp {
             .expect("entity deleted");
     }
 
-    /// How many dead letters are stored.
-    pub async fn dead_letters(&self) -> usize {
+    /// Writes a request row's `Status` by hand, bypassing the app, as an administrator's edit
+    /// or a newer version might leave it: a value this version cannot read.
+    pub async fn write_status_text(&self, domain: &str, id: &str, status: &str) {
+        self.table("SignupRequests")
+            .partition_key_client(domain)
+            .entity_client(id)
+            .merge(
+                serde_json::json!({ "Status": status }),
+                azure_data_tables::IfMatchCondition::Any,
+            )
+            .expect("entity serialises")
+            .await
+            .expect("row merged");
+    }
+
+    /// The `Error` column of every stored dead letter.
+    pub async fn dead_letter_errors(&self) -> Vec<String> {
         use futures::StreamExt;
         let table = self.table("SignupDeadLetters");
         let mut pages = table.query().into_stream::<serde_json::Value>();
-        let mut count = 0;
+        let mut errors = Vec::new();
         while let Some(page) = pages.next().await {
-            count += page.expect("dead letters readable").entities.len();
+            for letter in page.expect("dead letters readable").entities {
+                errors.push(letter["Error"].as_str().unwrap_or_default().to_owned());
+            }
         }
-        count
+        errors
+    }
+
+    /// How many dead letters are stored.
+    pub async fn dead_letters(&self) -> usize {
+        self.dead_letter_errors().await.len()
     }
 
     /// Every message on `signup-requests`, decoded (peeked: they stay on the queue).

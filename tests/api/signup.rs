@@ -241,6 +241,32 @@ async fn concurrent_sign_ups_for_one_address_make_one_request() {
 }
 
 #[tokio::test]
+async fn a_repeat_sign_up_whose_request_cannot_be_read_gets_500_internal_error() {
+    let app = spawn_app().await;
+    let (id, _) = app.sign_up("ada@contoso.com").await;
+    app.write_status_text("contoso.com", &id, "Frozen").await;
+
+    let response = app
+        .post_json(r#"{"email":"ada@contoso.com","displayName":"Ada"}"#)
+        .await;
+
+    assert!(
+        response.headers().get("retry-after").is_none(),
+        "retrying will not help"
+    );
+    let problem = assert_problem(response, 500, "internal_error").await;
+    let detail = problem["detail"].as_str().unwrap();
+    for internal in ["Status", "row", "Frozen", "stored", &id] {
+        assert!(!detail.contains(internal), "{detail}");
+    }
+    assert_eq!(
+        app.queued_messages().await.len(),
+        1,
+        "nothing sent for the unreadable row"
+    );
+}
+
+#[tokio::test]
 async fn a_request_left_accepted_by_a_crash_is_resumed_by_a_repeat_sign_up() {
     let app = spawn_app().await;
     let (id, _) = app.sign_up("ada@contoso.com").await;

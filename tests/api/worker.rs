@@ -8,11 +8,11 @@ use std::sync::{
 use async_trait::async_trait;
 use b2b_signup::{
     clock::Clock,
-    domain::{EmailAddress, EmailDomain, RequestId, RequestStatus},
-    graph::{Invitation, Invited},
+    domain::{EmailAddress, EmailDomain, GroupId, RequestId, RequestStatus, UserId},
+    graph::{GraphError, Invitation, Invited},
     policy::Policy,
     storage::{InviteMessage, RequestStore},
-    worker::{DEFAULT_LEASE, Delivery, Directory, DirectoryError, Mode, Step, Worker},
+    worker::{DEFAULT_LEASE, Delivery, Directory, Mode, Step, Worker},
 };
 
 use crate::helpers::{GROUP_A, GROUP_B, TestApp, default_policy, spawn_app};
@@ -143,6 +143,44 @@ async fn malformed_messages_are_kept_as_dead_letters_not_retried_forever() {
 }
 
 #[tokio::test]
+async fn a_row_that_cannot_be_read_is_dead_lettered_once_and_the_invocation_succeeds() {
+    let app = spawn_app().await;
+    let (id, message) = app.signed_up_message("ada@contoso.com").await;
+    app.write_status_text("contoso.com", &id, "Frozen").await;
+
+    let (status, body) = app.invoke("InviteQueue", &message, 1).await;
+
+    assert_eq!(
+        status, 200,
+        "completed, so the host neither retries nor poisons it"
+    );
+    assert_eq!(body["ReturnValue"], serde_json::Value::Null);
+    let errors = app.dead_letter_errors().await;
+    assert_eq!(
+        errors.len(),
+        1,
+        "kept once for an administrator: {errors:?}"
+    );
+    assert!(
+        errors[0].starts_with("the request's row cannot be read:") && errors[0].contains("Status"),
+        "{errors:?}"
+    );
+    // A copy of the message that arrives anyway (sent twice, or already in the poison
+    // queue) is kept too and also completes: nothing loops.
+    let (status, _) = app.invoke("InvitePoison", &message, 5).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.dead_letters().await, 2);
+    // Reconcile does not send it again either, however old it gets.
+    app.time.advance(time::Duration::hours(1));
+    app.reconcile().await;
+    assert_eq!(
+        app.queued_messages().await.len(),
+        1,
+        "only the sign-up's message"
+    );
+}
+
+#[tokio::test]
 async fn a_payload_that_is_not_the_host_s_fails_the_invocation() {
     let app = spawn_app().await;
     let response = app
@@ -183,6 +221,13 @@ async fn a_poisoned_message_fails_the_unfinished_request_with_the_last_reason() 
     );
 }
 
+/// The guest's object id the scripted Graph invites.
+const GUEST: &str = "9a0b1c2d-0000-4000-8000-00000000000a";
+
+fn guest() -> UserId {
+    UserId::parse(GUEST).unwrap()
+}
+
 /// A scripted Graph: answers from a list, counts calls. Without a scripted answer a lookup
 /// finds the guest once any invitation was called (as Graph would after a lost answer).
 #[derive(Default)]
@@ -190,15 +235,15 @@ struct ScriptedDirectory {
     invites: AtomicUsize,
     lookups: AtomicUsize,
     adds: Mutex<Vec<String>>,
-    invite_answers: Mutex<Vec<Result<Invited, DirectoryError>>>,
-    add_answers: Mutex<Vec<Result<(), DirectoryError>>>,
+    invite_answers: Mutex<Vec<Result<Invited, GraphError>>>,
+    add_answers: Mutex<Vec<Result<(), GraphError>>>,
     lookup_answers: Mutex<Vec<Lookup>>,
     slow: Option<std::time::Duration>,
 }
 
 #[async_trait]
 impl Directory for ScriptedDirectory {
-    async fn invite(&self, invitation: &Invitation) -> Result<Invited, DirectoryError> {
+    async fn invite(&self, invitation: &Invitation) -> Result<Invited, GraphError> {
         assert_eq!(invitation.redirect_url, "https://myapps.microsoft.com");
         self.invites.fetch_add(1, Ordering::SeqCst);
         if let Some(delay) = self.slow {
@@ -207,7 +252,7 @@ impl Directory for ScriptedDirectory {
         let mut answers = self.invite_answers.lock().unwrap();
         if answers.is_empty() {
             Ok(Invited {
-                user_id: "guest-1".into(),
+                user_id: guest(),
                 request_id: Some("req-1".into()),
             })
         } else {
@@ -215,8 +260,9 @@ impl Directory for ScriptedDirectory {
         }
     }
 
-    async fn add_member(&self, group_id: &str, _user_id: &str) -> Result<(), DirectoryError> {
-        self.adds.lock().unwrap().push(group_id.to_owned());
+    async fn add_member(&self, group_id: &GroupId, user_id: &UserId) -> Result<(), GraphError> {
+        assert_eq!(*user_id, guest(), "the guest, not a group, is added");
+        self.adds.lock().unwrap().push(group_id.to_string());
         let mut answers = self.add_answers.lock().unwrap();
         if answers.is_empty() {
             Ok(())
@@ -225,13 +271,13 @@ impl Directory for ScriptedDirectory {
         }
     }
 
-    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<String>, DirectoryError> {
+    async fn find_guest(&self, email: &EmailAddress) -> Result<Option<UserId>, GraphError> {
         assert_eq!(email.as_str(), "ada@contoso.com");
         self.lookups.fetch_add(1, Ordering::SeqCst);
         let mut answers = self.lookup_answers.lock().unwrap();
         if answers.is_empty() {
             let invited = self.invites.load(Ordering::SeqCst) > 0;
-            Ok(invited.then(|| "guest-1".to_owned()))
+            Ok(invited.then(guest))
         } else {
             answers.remove(0)
         }
@@ -289,7 +335,10 @@ async fn a_live_delivery_invites_adds_every_group_and_records_the_guest() {
 
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Invited);
-    assert_eq!(row.invited_user_id.as_deref(), Some("guest-1"));
+    assert_eq!(
+        row.invited_user_id.as_ref().map(UserId::as_str),
+        Some(GUEST)
+    );
     assert_eq!(row.graph_request_id.as_deref(), Some("req-1"));
     assert_eq!(*directory.adds.lock().unwrap(), [GROUP_A, GROUP_B]);
 
@@ -311,14 +360,12 @@ async fn a_transient_failure_retries_and_resumes_without_inviting_twice() {
         .add_answers
         .lock()
         .unwrap()
-        .push(Err(DirectoryError::Transient {
-            reason: "Graph 503".into(),
-        }));
+        .push(Err(transient(Some(503))));
     let worker = worker(&app, directory.clone());
 
     let step = worker.deliver(&delivery(&message, 1)).await;
     assert!(
-        matches!(&step, Step::Retry(r) if r.contains("Graph 503")),
+        matches!(&step, Step::Retry(r) if r.contains("Graph is unavailable (status Some(503))")),
         "{step:?}"
     );
     let row = app.row("contoso.com", &id).await.unwrap();
@@ -328,8 +375,8 @@ async fn a_transient_failure_retries_and_resumes_without_inviting_twice() {
         "handed back so the retry need not wait for the lease"
     );
     assert_eq!(
-        row.invited_user_id.as_deref(),
-        Some("guest-1"),
+        row.invited_user_id.as_ref().map(UserId::as_str),
+        Some(GUEST),
         "progress kept"
     );
 
@@ -357,8 +404,10 @@ async fn a_permanent_failure_ends_the_request_with_graph_s_code() {
         .invite_answers
         .lock()
         .unwrap()
-        .push(Err(DirectoryError::Permanent {
+        .push(Err(GraphError::Permanent {
+            status: 400,
             code: "BadRequest".into(),
+            message: "Invalid invitation.".into(),
             request_id: Some("graph-req-9".into()),
         }));
     let worker = worker(&app, directory.clone());
@@ -588,11 +637,11 @@ async fn a_poison_message_for_a_stale_lease_leaves_it_to_reconcile_until_attempt
 
 // ---------------------------------------------------------------- one e-mail per request
 
-type Lookup = Result<Option<String>, DirectoryError>;
+type Lookup = Result<Option<UserId>, GraphError>;
 
 /// A scripted Graph whose first invitations and lookups answer as given.
 fn scripted(
-    invites: Vec<Result<Invited, DirectoryError>>,
+    invites: Vec<Result<Invited, GraphError>>,
     lookups: Vec<Lookup>,
 ) -> Arc<ScriptedDirectory> {
     Arc::new(ScriptedDirectory {
@@ -602,9 +651,11 @@ fn scripted(
     })
 }
 
-fn transient(reason: &str) -> DirectoryError {
-    DirectoryError::Transient {
-        reason: reason.into(),
+/// A 5xx (`Some(status)`) or no answer at all (`None`): the call may have gone through.
+fn transient(status: Option<u16>) -> GraphError {
+    GraphError::Transient {
+        status,
+        request_id: None,
     }
 }
 
@@ -620,7 +671,7 @@ async fn a_lost_invitation_answer_is_found_in_the_directory_not_sent_again() {
     let app = spawn_app().await;
     let (id, message) = sales_sign_up(&app).await;
     // Graph invited, and the answer never came back.
-    let directory = scripted(vec![Err(transient("Graph call timed out"))], vec![]);
+    let directory = scripted(vec![Err(transient(None))], vec![]);
     let worker = worker(&app, directory.clone());
 
     assert!(matches!(
@@ -652,7 +703,10 @@ async fn a_lost_invitation_answer_is_found_in_the_directory_not_sent_again() {
     assert_eq!(directory.lookups.load(Ordering::SeqCst), 1);
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Invited);
-    assert_eq!(row.invited_user_id.as_deref(), Some("guest-1"));
+    assert_eq!(
+        row.invited_user_id.as_ref().map(UserId::as_str),
+        Some(GUEST)
+    );
     assert_eq!(row.invitation_attempted_at, None);
     assert!(row.reason.unwrap().contains("not invited again"));
     assert_eq!(*directory.adds.lock().unwrap(), [GROUP_A, GROUP_B]);
@@ -662,7 +716,7 @@ async fn a_lost_invitation_answer_is_found_in_the_directory_not_sent_again() {
 async fn an_invitation_that_never_arrived_is_sent_after_the_lookup_finds_no_guest() {
     let app = spawn_app().await;
     let (id, message) = sales_sign_up(&app).await;
-    let directory = scripted(vec![Err(transient("Graph 502"))], vec![Ok(None)]);
+    let directory = scripted(vec![Err(transient(Some(502)))], vec![Ok(None)]);
     let worker = worker(&app, directory.clone());
 
     assert!(matches!(
@@ -718,8 +772,9 @@ async fn a_handler_killed_before_saving_the_guest_is_resumed_by_a_lookup() {
             .await
             .unwrap()
             .invited_user_id
-            .as_deref(),
-        Some("guest-1")
+            .as_ref()
+            .map(UserId::as_str),
+        Some(GUEST)
     );
 }
 
@@ -728,8 +783,10 @@ async fn throttling_is_known_not_to_have_invited_so_no_lookup_follows() {
     let app = spawn_app().await;
     let (id, message) = sales_sign_up(&app).await;
     let directory = scripted(
-        vec![Err(DirectoryError::Deferred {
-            reason: "Graph is throttling; retry after 30s".into(),
+        vec![Err(GraphError::Throttled {
+            status: 429,
+            retry_after: std::time::Duration::from_secs(30),
+            request_id: None,
         })],
         vec![],
     );
@@ -759,9 +816,11 @@ async fn without_permission_to_look_the_worker_invites_again() {
     let app = spawn_app().await;
     let (id, message) = sales_sign_up(&app).await;
     let directory = scripted(
-        vec![Err(transient("Graph call timed out"))],
-        vec![Err(DirectoryError::Permanent {
+        vec![Err(transient(None))],
+        vec![Err(GraphError::Permanent {
+            status: 403,
             code: "Authorization_RequestDenied".into(),
+            message: "Insufficient privileges to complete the operation.".into(),
             request_id: None,
         })],
     );
@@ -786,10 +845,7 @@ async fn without_permission_to_look_the_worker_invites_again() {
 async fn a_failed_lookup_hands_the_row_back_with_the_doubt_kept() {
     let app = spawn_app().await;
     let (id, message) = sales_sign_up(&app).await;
-    let directory = scripted(
-        vec![Err(transient("Graph call timed out"))],
-        vec![Err(transient("Graph 500"))],
-    );
+    let directory = scripted(vec![Err(transient(None))], vec![Err(transient(Some(500)))]);
     let worker = worker(&app, directory.clone());
 
     assert!(matches!(

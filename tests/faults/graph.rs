@@ -146,7 +146,12 @@ fn guest_id(email: &str) -> String {
     for b in email.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
     }
-    format!("guest-{h:016x}")
+    // Object ids are GUIDs: the hash fills the last 16 hex digits.
+    format!(
+        "00000000-0000-4000-{:04x}-{:012x}",
+        h >> 48,
+        h & 0xffff_ffff_ffff
+    )
 }
 
 async fn answer(

@@ -162,7 +162,7 @@ async fn a_sign_up_through_the_runner_becomes_an_invited_guest_in_its_groups() {
             "inviteRedirectUrl": "https://myapps.microsoft.com",
             "sendInvitationMessage": true
         })))
-        .respond_with(invited("guest-42"))
+        .respond_with(invited("00000000-0000-4000-8000-000000000042"))
         .expect(1)
         .mount(&graph)
         .await;
@@ -189,7 +189,10 @@ async fn a_sign_up_through_the_runner_becomes_an_invited_guest_in_its_groups() {
         started.elapsed()
     );
 
-    assert_eq!(row.invited_user_id.as_deref(), Some("guest-42"));
+    assert_eq!(
+        row.invited_user_id.as_ref().map(|id| id.as_str()),
+        Some("00000000-0000-4000-8000-000000000042")
+    );
     assert_eq!(row.graph_request_id.as_deref(), Some("e2e-request"));
     Queues::new(&azurite)
         .wait_for_count("signup-requests", 0, Duration::from_secs(5))
@@ -357,7 +360,7 @@ async fn no_log_line_carries_an_address_a_name_a_secret_or_a_token() {
     mock_token(&graph).await;
     Mock::given(method("POST"))
         .and(path("/v1.0/invitations"))
-        .respond_with(invited("guest-7"))
+        .respond_with(invited("00000000-0000-4000-8000-000000000007"))
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
