@@ -304,18 +304,23 @@ async fn an_approval_through_the_runner_needs_a_key_and_then_invites() {
     );
 }
 
-/// Throughput against a Graph answering in 100 ms (not a timed test: run by hand with
-/// `cargo nextest run --run-ignored only throughput`; figures in the closing note).
+/// Invitations flow through the host concurrently: with Graph answering every call in
+/// 100 ms, one delivery takes at least 200 ms (an invitation, then a group add), so 200
+/// sign-ups handled one at a time would take 40 s. host.json lets one instance run
+/// `batchSize` + `newBatchThreshold` = 24 deliveries at once; the floor asserted here, 3×
+/// one-at-a-time, holds on a loaded 2-core machine and fails if deliveries stop
+/// overlapping (or the token cache stops being shared). The throughput figure itself is a
+/// benchmark's (docs/PERFORMANCE.md), not this test's.
 #[tokio::test]
-#[ignore]
-async fn throughput_against_a_100_ms_graph() {
+async fn deliveries_overlap_so_a_100_ms_graph_is_not_a_bottleneck() {
+    // Arrange
     let azurite = Azurite::start();
     let graph = MockServer::start().await;
     mock_token(&graph).await;
     let delay = Duration::from_millis(100);
     Mock::given(method("POST"))
         .and(path("/v1.0/invitations"))
-        .respond_with(invited("g").set_delay(delay))
+        .respond_with(invited("00000000-0000-4000-8000-000000000100").set_delay(delay))
         .mount(&graph)
         .await;
     Mock::given(method("POST"))
@@ -325,8 +330,13 @@ async fn throughput_against_a_100_ms_graph() {
         .await;
     let host_json =
         std::fs::read_to_string(format!("{}/host.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let portal = portal(&azurite, &host_json, live_settings(&graph)).await;
+    let mut settings = live_settings(&graph);
+    settings["SIGNUP_RATE_LIMITS"] = json!("off");
+    let portal = portal(&azurite, &host_json, settings).await;
     let count = 200;
+    let one_at_a_time = 2 * delay * count;
+
+    // Act
     let started = Instant::now();
     let mut ids = Vec::new();
     for chunk in (0..count).collect::<Vec<_>>().chunks(20) {
@@ -335,7 +345,6 @@ async fn throughput_against_a_100_ms_graph() {
             .map(|i| portal.sign_up_owned(format!("user{i}@contoso.com")));
         ids.extend(futures::future::join_all(signups).await);
     }
-    let intake = started.elapsed();
     for id in &ids {
         portal
             .wait_for(
@@ -347,9 +356,16 @@ async fn throughput_against_a_100_ms_graph() {
             .await;
     }
     let total = started.elapsed();
+
+    // Assert
     println!(
-        "{count} sign-ups accepted in {intake:?}; all invited (invite + 1 group add, 100 ms each) {total:?} after the first: {:.1} invitations/s",
-        count as f64 / total.as_secs_f64()
+        "{count} sign-ups, all invited (invitation + 1 group add, 100 ms each) in {total:?}: \
+         {:.1} invitations/s",
+        f64::from(count) / total.as_secs_f64()
+    );
+    assert!(
+        total < one_at_a_time / 3,
+        "{count} invitations took {total:?}; one at a time would take {one_at_a_time:?}"
     );
 }
 
