@@ -69,7 +69,7 @@ pub struct Submission {
     pub terms_version: Option<String>,
 }
 
-/// What the caller is told (DESIGN: `202 {requestId, status}`).
+/// What the caller is told (`202 {requestId, status}`; docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
     pub request_id: RequestId,

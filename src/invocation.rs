@@ -1,6 +1,7 @@
 //! The Functions host's invocation contract for non-HTTP triggers, as types.
 //!
-//! This is the only module that knows the wire shapes (DESIGN.md, "custom handler facts";
+//! This is the only module that knows the wire shapes (docs/ARCHITECTURE.md, "With the
+//! Azure Functions host";
 //! <https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers#request-payload>):
 //!
 //! - the host calls `POST /<FunctionName>` with `{"Data": {...}, "Metadata": {...}}`;

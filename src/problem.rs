@@ -1,8 +1,8 @@
 //! RFC 9457 problem details: the only error shape the public API answers with.
 //!
-//! Each [`ErrorCode`] is part of the public contract (DESIGN.md): the sign-up page maps them
-//! to messages, so they never change meaning. `detail` is written for a person and never
-//! carries internal text (storage, Graph or stack traces).
+//! Each [`ErrorCode`] is part of the public contract (docs/openapi.yaml): the sign-up page
+//! maps them to messages, so they never change meaning. `detail` is written for a person
+//! and never carries internal text (storage, Graph or stack traces).
 
 use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};

@@ -32,7 +32,7 @@
 //! says so in the log (a lost answer may then mean a second e-mail). A 429 and a missing
 //! token are known not to have reached Graph, so they do not leave the mark.
 //!
-//! See DESIGN.md, "Microsoft Graph".
+//! See docs/ARCHITECTURE.md, "Microsoft Graph".
 
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 
 export const LANGUAGES = ['en', 'fr'];
 
-/** The error codes of the public API a sign-up can end with (DESIGN.md, src/problem.rs);
- * each has an `error.<code>` message below. */
+/** The error codes of the public API a sign-up can end with (docs/openapi.yaml,
+ * src/problem.rs); each has an `error.<code>` message below. */
 export const ERROR_CODES = [
   'invalid_email',
   'invalid_display_name',

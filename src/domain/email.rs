@@ -1,4 +1,4 @@
-//! E-mail addresses and domains, normalised the way DESIGN.md's public contract says.
+//! E-mail addresses and domains, normalised the way the public API says (docs/openapi.yaml).
 //!
 //! The local part is restricted to what Microsoft Graph's `POST /invitations` accepts
 //! (letters, digits, `. - _ '`), so a request we accept is one Graph will not refuse for

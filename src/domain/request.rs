@@ -65,7 +65,7 @@ impl fmt::Display for AccessKey {
 }
 
 /// Where a request stands. Stored by name in the `Status` column; the names are part of
-/// the contract with administrators' tools (DESIGN.md, Storage).
+/// the contract with administrators' tools (docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestStatus {
     /// Row written and its message sent right after, unconfirmed (a crash in between

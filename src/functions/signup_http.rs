@@ -1,6 +1,6 @@
-//! `SignupHttp`: `POST /api/signup`, the public sign-up endpoint (DESIGN.md, public HTTP
-//! contract). This module is the HTTP edge: content type, size, field rules and the answer.
-//! What happens to a valid sign-up is [`crate::intake`].
+//! `SignupHttp`: `POST /api/signup`, the public sign-up endpoint (docs/openapi.yaml). This
+//! module is the HTTP edge: content type, size, field rules and the answer. What happens to
+//! a valid sign-up is [`crate::intake`].
 
 use std::{
     collections::HashSet,
@@ -42,7 +42,7 @@ pub struct Gatekeeper {
 /// Honeypot hits since start, for the log line (a rising number is a bot campaign).
 static HONEYPOT_HITS: AtomicU64 = AtomicU64::new(0);
 
-/// Largest body accepted (DESIGN: 16 KiB).
+/// Largest body accepted (the public contract: 16 KiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 const MAX_COMPANY_CHARS: usize = 200;
 const MAX_JUSTIFICATION_CHARS: usize = 1000;

@@ -310,8 +310,8 @@ impl GraphClient {
     }
 }
 
-/// The OData filter for [`GraphClient::find_user`]. A local part may hold `'` (DESIGN's
-/// address rules allow it), which OData strings escape by doubling.
+/// The OData filter for [`GraphClient::find_user`]. A local part may hold `'` (the public
+/// API's address rules allow it), which OData strings escape by doubling.
 fn user_filter(email: &EmailAddress) -> String {
     let e = email.as_str().replace('\'', "''");
     format!(

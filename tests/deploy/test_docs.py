@@ -1,9 +1,11 @@
 """The operator documents checked against what they describe: docs/DEPLOY.md against infra/,
-README.md against scripts/, docs/PERFORMANCE.md against the decided budget (issue 15)."""
+README.md against scripts/, docs/PERFORMANCE.md against the decided budget (issue 15), and
+the architecture document as the one the repository points to (issue 14)."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from conftest import INFRA, REPO_ROOT
@@ -104,3 +106,80 @@ def test_the_bench_judges_the_decided_budget():
     bench = (REPO_ROOT / "benches" / "load.rs").read_text(encoding="utf-8")
     assert '"≤ +10 %"' not in bench, "benches/load.rs still judges the old budget"
     assert "served_over <= 0.25" in bench, "benches/load.rs does not judge ≤ +25 % over storage calls + an exchange"
+
+
+# Issue 14, item 5: the repository carries its own architecture document and points nowhere
+# outside itself. The names are assembled so that this file does not match itself.
+OUTSIDE_REFERENCES = (".." + "/shared", "DESIGN" + ".md")
+ARCHITECTURE = REPO_ROOT / "docs" / "ARCHITECTURE.md"
+
+
+def tracked_files() -> list[Path]:
+    """The repository's tracked files (every file outside build and tool folders when this is
+    not a git checkout)."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True
+        ).stdout.decode("utf-8")
+        return [REPO_ROOT / name for name in listed.split("\0") if name]
+    except (OSError, subprocess.CalledProcessError):
+        skipped = {".git", "target", "node_modules", "dist", ".azurite"}
+        return [
+            path
+            for path in REPO_ROOT.rglob("*")
+            if path.is_file()
+            and not any(part in skipped or part.startswith(".venv") for part in path.relative_to(REPO_ROOT).parts)
+        ]
+
+
+def test_no_file_points_outside_the_repository_for_the_design():
+    offenders = []
+    for path in tracked_files():
+        if not path.is_file():
+            continue  # deleted in the work tree, not yet committed
+        data = path.read_bytes()
+        if b"\0" in data:
+            continue  # binary
+        text = data.decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if any(reference in line for reference in OUTSIDE_REFERENCES):
+                offenders.append(f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()}")
+    assert not offenders, "a clone has no such file; point to docs/ARCHITECTURE.md:\n" + "\n".join(offenders)
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings (lower case, punctuation dropped,
+    spaces to hyphens)."""
+    anchors, fenced = set(), False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        match = None if fenced else re.match(r"^#+ (.*?)\s*$", line)
+        if match:
+            text = re.sub(r"[^\w\- ]", "", match.group(1).lower())
+            anchors.add(text.replace(" ", "-"))
+    return anchors
+
+
+def relative_links(path: Path) -> list[tuple[str, str]]:
+    """(target, anchor) of every Markdown link in `path` that is not a URL."""
+    links = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8")):
+        if re.match(r"^[a-z]+:", target):
+            continue
+        file_part, _, anchor = target.partition("#")
+        links.append((file_part, anchor))
+    return links
+
+
+def test_readme_points_to_the_architecture_document_and_its_links_resolve():
+    readme = REPO_ROOT / "README.md"
+    assert ARCHITECTURE.is_file(), "docs/ARCHITECTURE.md is missing"
+    readme_links = relative_links(readme)
+    assert any(target == "docs/ARCHITECTURE.md" for target, _ in readme_links), "README.md does not link docs/ARCHITECTURE.md"
+    for path, links in ((readme, readme_links), (ARCHITECTURE, relative_links(ARCHITECTURE))):
+        for target, anchor in links:
+            resolved = (path.parent / target).resolve() if target else path
+            assert resolved.exists(), f"{path.relative_to(REPO_ROOT)} links {target}, which does not exist"
+            if anchor and resolved.suffix == ".md":
+                assert anchor in heading_anchors(resolved), f"{path.relative_to(REPO_ROOT)} links #{anchor} in {target or path.name}: no such heading"
