@@ -5,6 +5,8 @@
 #     scripts/azurite.sh                 # data kept on disk in ./.azurite (gitignored)
 #     scripts/azurite.sh --in-memory     # nothing written to disk; data gone when it stops
 #     scripts/azurite.sh -- --silent     # anything after "--" goes to azurite as is
+#     scripts/azurite.sh --connection-string   # print the app's AzureWebJobsStorage for these ports
+#     scripts/azurite.sh --check-ports   # only check that the three ports are free
 #
 # Settings (environment):
 #     AZURITE_BLOB_PORT   blob service port   (default 10000)
@@ -12,8 +14,12 @@
 #     AZURITE_TABLE_PORT  table service port  (default 10002)
 #     AZURITE_LOCATION    on-disk data folder (default <repo>/.azurite)
 #
-# With the default ports the app's setting is simply AzureWebJobsStorage=UseDevelopmentStorage=true;
-# with other ports the script prints the full connection string to use.
+# With the default ports the app's setting is simply AzureWebJobsStorage=UseDevelopmentStorage=true
+# (which always means 10000-10002); with other ports it is a connection string naming each
+# endpoint, printed at start and by --connection-string (scripts/run uses it).
+#
+# Before starting, the three ports are checked (scripts/ports.sh): one already taken stops the
+# script with the process that holds it, exit 1.
 #
 # Always, whatever is passed after "--":
 #   - loopback only (127.0.0.1): the emulator accepts the well-known development key, so it
@@ -36,12 +42,30 @@ location="${AZURITE_LOCATION:-$repo_root/.azurite}"
 in_memory=false
 extra_args=()
 
+# The app's AzureWebJobsStorage for Azurite on these ports.
+connection_string() {
+    if [[ "$blob_port/$queue_port/$table_port" == "10000/10001/10002" ]]; then
+        echo "UseDevelopmentStorage=true"
+        return
+    fi
+    # Azurite's well-known development account and key (public, in Microsoft's documents).
+    local account=devstoreaccount1
+    local key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    echo "DefaultEndpointsProtocol=http;AccountName=$account;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$blob_port/$account;QueueEndpoint=http://127.0.0.1:$queue_port/$account;TableEndpoint=http://127.0.0.1:$table_port/$account;"
+}
+
+check_ports() {
+    "$repo_root/scripts/ports.sh" "azurite-blob=$blob_port" "azurite-queue=$queue_port" "azurite-table=$table_port"
+}
+
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 
 while (($#)); do
     case "$1" in
         --in-memory) in_memory=true ;;
         -h | --help) usage; exit 0 ;;
+        --connection-string) connection_string; exit 0 ;;
+        --check-ports) check_ports; exit ;;
         --) shift; extra_args=("$@"); break ;;
         *) echo "azurite.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -56,6 +80,8 @@ for arg in "${extra_args[@]+"${extra_args[@]}"}"; do
             ;;
     esac
 done
+
+check_ports || exit
 
 if [[ ! -x "$azurite" ]]; then
     echo "azurite.sh: Azurite is not installed yet; running npm ci ..." >&2
@@ -77,8 +103,7 @@ else
 fi
 
 if [[ "$blob_port/$queue_port/$table_port" != "10000/10001/10002" ]]; then
-    account_key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-    echo "azurite.sh: AzureWebJobsStorage=DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$account_key;BlobEndpoint=http://127.0.0.1:$blob_port/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$queue_port/devstoreaccount1;TableEndpoint=http://127.0.0.1:$table_port/devstoreaccount1;" >&2
+    echo "azurite.sh: AzureWebJobsStorage=$(connection_string)" >&2
 fi
 
 exec "$azurite" "${args[@]}" "${extra_args[@]+"${extra_args[@]}"}"

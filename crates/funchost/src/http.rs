@@ -31,9 +31,12 @@ use warp::{
 use super::{
     config::{AuthLevel, Function, Trigger},
     cors::Cors,
+    upload::HandlerConnector,
 };
 
-/// Azure's request size limit for HTTP functions (100 MB).
+/// Azure's request size limit for HTTP functions: "The HTTP request length is limited to
+/// 100 MB (104,857,600 bytes)". Over it the host answers 413 itself; under it the handler's
+/// answer is returned, even one given before the body was all sent (`upload.rs`).
 /// <https://learn.microsoft.com/azure/azure-functions/functions-bindings-http-webhook-trigger#limits>
 const MAX_REQUEST_BYTES: usize = 100 * 1024 * 1024;
 
@@ -378,7 +381,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Sends requests to the handler at its own address.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HandlerConnector, Full<Bytes>>,
     /// `host:port` of the handler.
     authority: String,
     /// The host's `functionTimeout`: a request that takes longer fails.
@@ -401,7 +404,7 @@ impl Forwarder {
         connector.set_nodelay(true);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+            .build(HandlerConnector(connector));
         Self {
             client,
             authority,

@@ -11,7 +11,8 @@
 //!   `local.settings.json`, as `func start` reads them.
 //! - [`handler`]: starts the handler with `FUNCTIONS_CUSTOMHANDLER_PORT` and waits for `GET /`
 //!   (or uses one already running, `--handler-url`).
-//! - [`http`]: forwards `/<routePrefix>/<route>` requests unchanged, with `authLevel` keys.
+//! - [`http`]: forwards `/<routePrefix>/<route>` requests unchanged, with `authLevel` keys,
+//!   over connections (`upload`) on which an answer given before the body was all sent counts.
 //! - [`queues`] (on [`queue_store`]) and [`timers`] (on [`ncrontab`]): trigger functions with
 //!   the exact invocation payloads of [`payload`], sent by [`invoke`].
 //! - [`site`]: with `--site DIR`, a static site's files at every other path, with the
@@ -33,6 +34,7 @@ pub mod queues;
 pub mod settings;
 pub mod site;
 pub mod timers;
+mod upload;
 
 use std::{
     collections::BTreeMap, future::Future, io::Write, path::PathBuf, sync::Arc, time::Duration,

@@ -235,3 +235,69 @@ async fn cors_follows_host_cors_in_local_settings_with_preflight() {
         .unwrap();
     assert!(!other.headers().contains_key("access-control-allow-origin"));
 }
+
+/// A handler that answers 413 as soon as it has read the request head and closes the
+/// connection with the body unread, as the product's handler does from a declared length
+/// over its limit: the runner's write of the rest then fails (reset or broken pipe).
+async fn early_413_handler() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let body = br#"{"type":"about:blank","title":"payload_too_large","status":413}"#;
+                let answer = format!(
+                    "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/problem+json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+                let _ = stream.write_all(body).await;
+                // Dropped with the body unread: the kernel resets the connection.
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_handler_s_early_answer_is_relayed_whatever_happens_to_the_rest_of_the_upload() {
+    let handler_url = early_413_handler().await;
+    let root = AppRoot::new(TEST_HOST_JSON).function("Items", ITEMS);
+    let host = HostProcess::start(&root, &["--handler-url", &handler_url], &[]).await;
+    let http = client();
+    let body = vec![b'a'; 10 * 1024 * 1024];
+
+    // Sequential tries: the race between the handler's answer and the runner's failed
+    // write went the wrong way in 2 to 5 of 10 tries before the fix.
+    for attempt in 1..=10 {
+        let response = http
+            .put(host.url("/api/items/1"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "try {attempt}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "try {attempt}"
+        );
+        assert!(
+            response.text().await.unwrap().contains("payload_too_large"),
+            "try {attempt}: the handler's body is relayed"
+        );
+    }
+}
