@@ -2,8 +2,10 @@
 //! the policy, without the Azure portal. Storage comes from `AzureWebJobsStorage` (or its
 //! identity-based form), as for the handler.
 //!
-//! Exit codes: 0 done; 1 the thing asked for cannot be done (unknown id, already decided,
-//! invalid policy or address); 2 usage or configuration error; 3 storage unavailable.
+//! Exit codes (the README's table): 0 done; 1 the thing asked for cannot be done (unknown
+//! id, already decided, a policy file that is not a valid policy, an invalid address);
+//! 2 usage or configuration error (a missing or unreadable policy file or storage
+//! setting); 3 storage unavailable.
 //!
 //! Here: the commands and what they do. `view` is a request as administrators read it (its
 //! columns named once), `table` and `csv` print it; the policy explains itself
@@ -13,7 +15,12 @@ mod csv;
 mod table;
 mod view;
 
-use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -22,8 +29,9 @@ use time::{Duration, OffsetDateTime};
 use crate::{
     clock::{Clock, parse_period},
     domain::{Decider, EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
-    policy::Policy,
+    policy::{Policy, PolicyError},
     requests::{DecideError, Requests, Verdict},
+    settings::{self, POLICY_PATH_SETTING},
     storage::{
         AddressClaim, AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
         azure::StorageTimeouts,
@@ -352,17 +360,32 @@ fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failur
     writeln!(out).map_err(io)
 }
 
+/// The policy file the commands read: the argument, else `$SIGNUP_POLICY_PATH`, else
+/// [`settings::DEFAULT_POLICY_FILE`], as for the handler. Never `policy.example.json` silently: an
+/// administrator checking "the policy" must not be shown the example's rules.
 fn policy_path(file: Option<PathBuf>) -> PathBuf {
-    file.or_else(|| std::env::var_os("SIGNUP_POLICY_PATH").map(Into::into))
-        .unwrap_or_else(|| "policy.json".into())
+    file.unwrap_or_else(|| settings::policy_path(&|name| std::env::var(name).ok()))
+}
+
+/// Reads the policy file. One that cannot be read is configuration (exit 2: the wrong
+/// directory, a missing `SIGNUP_POLICY_PATH`); one that can be read but is not a valid
+/// policy is refused (exit 1), as the README's exit codes say. Either error names the file.
+fn load_policy(path: &Path) -> Result<Policy, Failure> {
+    Policy::load(path).map_err(|error| match error {
+        PolicyError::Read { .. } => Failure::Usage(format!(
+            "{error} (pass the file, or set {POLICY_PATH_SETTING}; policy.example.json is one to start from)"
+        )),
+        PolicyError::Syntax(_) | PolicyError::Invalid { .. } => {
+            Failure::Refused(format!("{}: {error}", path.display()))
+        }
+    })
 }
 
 fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failure> {
     match command {
         PolicyCommand::Check { file } => {
             let path = policy_path(file);
-            let policy = Policy::load(&path)
-                .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+            let policy = load_policy(&path)?;
             writeln!(
                 out,
                 "{}: valid ({} rules, {} access options)",
@@ -374,10 +397,10 @@ fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failur
         }
         PolicyCommand::Explain { email, policy } => {
             let path = policy_path(policy);
-            let policy = Policy::load(&path)
-                .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+            let policy = load_policy(&path)?;
             let email = EmailAddress::parse(&email)
                 .map_err(|e| Failure::Refused(format!("not a valid address: {e}")))?;
+            writeln!(out, "policy:   {}", path.display()).map_err(io)?;
             write!(out, "{}", policy.explain(&email)).map_err(io)
         }
     }

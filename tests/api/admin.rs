@@ -226,3 +226,53 @@ fn policy_explain_names_the_rule() {
         "{text}"
     );
 }
+
+/// The policy commands run where an administrator stands, with the default file or none.
+fn policy_cli(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_b2b-signup"))
+        .args(args)
+        .env_clear()
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn policy_commands_name_their_file_and_exit_as_the_readme_says() {
+    // Arrange: a fresh clone has policy.example.json, not policy.json.
+    let dir = tempfile::tempdir().unwrap();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/policy.example.json");
+
+    // Act / Assert: a missing file is configuration (2), and the error names the file read.
+    for args in [
+        &["policy", "check"][..],
+        &["policy", "explain", "ada@contoso.com"][..],
+    ] {
+        let missing = policy_cli(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&missing.stderr);
+        assert_eq!(missing.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("policy.json") && stderr.contains("SIGNUP_POLICY_PATH"),
+            "{args:?}: {stderr}"
+        );
+    }
+
+    // An invalid policy is refused (1), naming the file.
+    std::fs::write(dir.path().join("policy.json"), r#"{"rules": 5}"#).unwrap();
+    let invalid = policy_cli(dir.path(), &["policy", "check"]);
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert_eq!(invalid.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("policy.json"), "{stderr}");
+
+    // The file read is in the output.
+    let checked = stdout(&policy_cli(dir.path(), &["policy", "check", example]));
+    assert!(checked.starts_with(example), "{checked}");
+    let explained = stdout(&policy_cli(
+        dir.path(),
+        &["policy", "explain", "ada@contoso.com", "--policy", example],
+    ));
+    assert!(
+        explained.starts_with(&format!("policy:   {example}\n")),
+        "{explained}"
+    );
+}
