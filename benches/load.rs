@@ -730,7 +730,7 @@ impl StorageFloor {
             email,
             display_name: DisplayName::parse("Bench Person").expect("a name"),
             access: AccessKey::parse("partner-portal").expect("an access key"),
-            company: FreeText::parse_optional(Some("Contoso Ltd"), 200).expect("a company"),
+            company: FreeText::parse_line(Some("Contoso Ltd"), 200).expect("a company"),
             justification: None,
             status: RequestStatus::Accepted,
             reason: None,

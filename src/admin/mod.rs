@@ -14,6 +14,7 @@
 mod csv;
 mod table;
 mod view;
+mod visible;
 
 use std::{
     io::Write,
@@ -321,11 +322,10 @@ async fn decide(
                 out,
                 "{id}: {what}, now {} (by {})",
                 decided.request.status,
-                decided
-                    .request
-                    .decided_by
-                    .as_ref()
-                    .map_or_else(|| "?".to_owned(), Decider::to_string)
+                decided.request.decided_by.as_ref().map_or_else(
+                    || "?".to_owned(),
+                    |by| visible::visible(&by.to_string(), visible::Breaks::Escape)
+                )
             )
             .map_err(io)
         }
@@ -356,8 +356,8 @@ fn since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Failure> {
 }
 
 fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Failure::Usage(e.to_string()))?;
-    writeln!(out).map_err(io)
+    let json = serde_json::to_string_pretty(value).map_err(|e| Failure::Usage(e.to_string()))?;
+    writeln!(out, "{}", visible::visible_json(&json)).map_err(io)
 }
 
 /// The policy file the commands read: the argument, else `$SIGNUP_POLICY_PATH`, else

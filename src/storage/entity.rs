@@ -177,10 +177,8 @@ impl RequestEntity {
             display_name: DisplayName::parse(&self.display_name)
                 .map_err(|_| corrupt("DisplayName"))?,
             access: AccessKey::parse(&self.access).ok_or_else(|| corrupt("Access"))?,
-            company: FreeText::parse_optional(self.company.as_deref(), usize::MAX)
-                .map_err(|_| corrupt("Company"))?,
-            justification: FreeText::parse_optional(self.justification.as_deref(), usize::MAX)
-                .map_err(|_| corrupt("Justification"))?,
+            company: FreeText::stored(self.company),
+            justification: FreeText::stored(self.justification),
             status: self.status.parse().map_err(|()| corrupt("Status"))?,
             created_at: parse_time("CreatedAt", &self.created_at)?,
             updated_at: parse_time("UpdatedAt", &self.updated_at)?,

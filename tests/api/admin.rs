@@ -276,3 +276,43 @@ fn policy_commands_name_their_file_and_exit_as_the_readme_says() {
         "{explained}"
     );
 }
+
+#[tokio::test]
+async fn show_and_list_write_stored_control_characters_visibly() {
+    // Arrange: a row written before intake refused control characters.
+    let app = spawn_app().await;
+    let (id, _) = app.sign_up("ada@contoso.com").await;
+    let steering = "none\rAPPROVED BY SECURITY - ticket SEC-1\u{1b}[2J\u{202e}";
+    app.write_column("contoso.com", &id, "Justification", steering)
+        .await;
+    app.write_column("contoso.com", &id, "Company", "Contoso\u{9b}31m")
+        .await;
+
+    // Act
+    let shown = stdout(&app.cli(&["requests", "show", &id]));
+    let json = stdout(&app.cli(&["requests", "show", &id, "--json"]));
+    let listed = stdout(&app.cli(&["requests", "list"]));
+
+    // Assert: the characters are there to see, and none reaches the terminal raw.
+    assert!(
+        shown.contains(
+            "Justification   none\\rAPPROVED BY SECURITY - ticket SEC-1\\u{1b}[2J\\u{202e}\n"
+        ),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("Company         Contoso\\u{9b}31m\n"),
+        "{shown:?}"
+    );
+    for output in [&shown, &json, &listed] {
+        assert!(
+            !output
+                .chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{output:?}"
+        );
+    }
+    let view: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(view["justification"], steering, "the JSON keeps the value");
+    assert!(listed.contains(&id), "{listed}");
+}
