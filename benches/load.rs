@@ -744,6 +744,8 @@ impl StorageFloor {
             decided_at: None,
             decide_by: None,
             notified_at: None,
+            retried_by: None,
+            retried_at: None,
             terms_version: None,
             dry_run: true,
         };

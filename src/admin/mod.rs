@@ -31,11 +31,11 @@ use crate::{
     clock::{Clock, parse_period},
     domain::{Decider, EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
     policy::{Policy, PolicyError},
-    requests::{DecideError, Requests, Verdict},
+    requests::{DecideError, Requests, Retried, RetryError, Verdict},
     settings::{self, POLICY_PATH_SETTING},
     storage::{
         AddressClaim, AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
-        azure::StorageTimeouts,
+        Versioned, azure::StorageTimeouts,
     },
 };
 
@@ -79,6 +79,17 @@ pub enum RequestsCommand {
         #[arg(long)]
         reason: String,
         /// Who decides, for the audit row (default: cli:$USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Send Failed requests through the invitation worker again: one by id, or every one
+    /// matching `--status Failed` and the other filters (e.g. `--since 1d`).
+    Retry {
+        /// The request to retry; without it, `--status Failed` selects a batch.
+        id: Option<String>,
+        #[command(flatten)]
+        filter: Filter,
+        /// Who retries, for the audit row (default: cli:$USER).
         #[arg(long)]
         by: Option<String>,
     },
@@ -188,7 +199,7 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
             }
         }
         RequestsCommand::Show { id, json } => {
-            let request = find(&storage, &id).await?;
+            let request = find(&storage, &id).await?.value;
             if json {
                 write_json(out, &View::of(&request))
             } else {
@@ -200,6 +211,9 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
         }
         RequestsCommand::Deny { id, reason, by } => {
             decide(storage, &id, Verdict::Deny, Some(reason), by, out).await
+        }
+        RequestsCommand::Retry { id, filter, by } => {
+            retry(storage, id, &filter, by, now, out).await
         }
         RequestsCommand::Export {
             format: Format::Csv,
@@ -247,7 +261,13 @@ async fn read(
     filter: &Filter,
     now: OffsetDateTime,
 ) -> Result<Vec<SignupRequest>, Failure> {
-    let status = filter
+    let rows = read_rows(storage, filter, now).await?;
+    Ok(rows.into_iter().map(|row| row.value).collect())
+}
+
+/// `--status`, any case.
+fn status(filter: &Filter) -> Result<Option<RequestStatus>, Failure> {
+    filter
         .status
         .as_deref()
         .map(|s| {
@@ -256,7 +276,16 @@ async fn read(
                 .find(|status| status.as_str().eq_ignore_ascii_case(s))
                 .ok_or_else(|| Failure::Usage(format!("--status {s:?} is not a status")))
         })
-        .transpose()?;
+        .transpose()
+}
+
+/// The rows `filter` selects, with their versions.
+async fn read_rows(
+    storage: &AzureStorage,
+    filter: &Filter,
+    now: OffsetDateTime,
+) -> Result<Vec<Versioned<SignupRequest>>, Failure> {
+    let status = status(filter)?;
     let domain = filter
         .domain
         .as_deref()
@@ -282,13 +311,113 @@ async fn read(
             "b2b-signup: read the first {MAX_SCAN} matching rows only; narrow with --since, --status or --domain"
         );
     }
-    Ok(rows.into_iter().map(|row| row.value).collect())
+    Ok(rows)
 }
 
-async fn find(storage: &AzureStorage, id: &str) -> Result<SignupRequest, Failure> {
+async fn find(storage: &AzureStorage, id: &str) -> Result<Versioned<SignupRequest>, Failure> {
     let unknown = || Failure::Refused(format!("no request has id {id}"));
     let id = RequestId::parse(id).ok_or_else(unknown)?;
-    Ok(storage.find(&id).await?.ok_or_else(unknown)?.value)
+    storage.find(&id).await?.ok_or_else(unknown)
+}
+
+/// Who acts, for the audit row: `--by` as given, else `cli:$USER`.
+fn actor(by: Option<String>) -> Decider {
+    by.map_or_else(
+        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+        Decider::Named,
+    )
+}
+
+/// The shared operations on `storage`, as the handler has them (no approval webhook: the
+/// command line never notifies).
+fn operations(storage: AzureStorage) -> Requests {
+    Requests {
+        store: Arc::new(storage.clone()),
+        queue: Arc::new(storage),
+        clock: Clock::system(),
+        notifier: None,
+    }
+}
+
+/// `requests retry`: one request by id, or the batch `--status Failed` and the other
+/// filters select. Exit 1 if any was refused (not `Failed`, or superseded), after trying
+/// the rest; 3 at the first storage failure.
+async fn retry(
+    storage: AzureStorage,
+    id: Option<String>,
+    filter: &Filter,
+    by: Option<String>,
+    now: OffsetDateTime,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let filtered = filter.status.is_some() || filter.domain.is_some() || filter.since.is_some();
+    let rows = match id {
+        Some(id) if !filtered => vec![find(&storage, &id).await?],
+        Some(_) => {
+            return Err(Failure::Usage(
+                "retry takes an id or filters (--status Failed --since 1d), not both".into(),
+            ));
+        }
+        None if status(filter)? == Some(RequestStatus::Failed) => {
+            read_rows(&storage, filter, now).await?
+        }
+        None => {
+            return Err(Failure::Usage(
+                "retry takes an id, or --status Failed (with --since, --domain) for a batch".into(),
+            ));
+        }
+    };
+    if rows.is_empty() {
+        return writeln!(out, "no Failed requests match").map_err(io);
+    }
+    let by = actor(by);
+    let requests = operations(storage);
+    let mut refused = Vec::new();
+    for row in rows {
+        let id = row.value.id;
+        match requests.retry(row, &by).await {
+            Ok(Retried {
+                request,
+                enqueued: true,
+            }) => writeln!(out, "{id}: retried, now {} (by {by})", request.status),
+            Ok(Retried {
+                request,
+                enqueued: false,
+            }) => writeln!(
+                out,
+                "{id}: retried, now {}; its message could not be sent, Reconcile sends it \
+                 within a few minutes (by {by})",
+                request.status
+            ),
+            Err(RetryError::NotFound) => {
+                refused.push(format!("{id}: the request was deleted meanwhile"));
+                Ok(())
+            }
+            Err(RetryError::NotFailed(request)) => {
+                refused.push(format!(
+                    "{id} is not Failed: it is {}; only Failed requests are retried",
+                    request.status
+                ));
+                Ok(())
+            }
+            Err(RetryError::Superseded(newer)) => {
+                refused.push(format!(
+                    "{id}: the address has a newer request, {newer}; retry that one if it failed"
+                ));
+                Ok(())
+            }
+            Err(RetryError::Storage(e)) => return Err(e.into()),
+        }
+        .map_err(io)?;
+    }
+    match refused.len() {
+        0 => Ok(()),
+        1 => Err(Failure::Refused(refused.remove(0))),
+        n => Err(Failure::Refused(format!(
+            "{n} not retried:\n{}",
+            refused.join("\n")
+        ))),
+    }
 }
 
 async fn decide(
@@ -301,16 +430,8 @@ async fn decide(
 ) -> Result<(), Failure> {
     let request_id =
         RequestId::parse(id).ok_or_else(|| Failure::Refused(format!("no request has id {id}")))?;
-    let by = by.map_or_else(
-        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
-        Decider::Named,
-    );
-    let requests = Requests {
-        store: Arc::new(storage.clone()),
-        queue: Arc::new(storage),
-        clock: Clock::system(),
-        notifier: None,
-    };
+    let by = actor(by);
+    let requests = operations(storage);
     match requests.decide(&request_id, verdict, &by, reason).await {
         Ok(decided) => {
             let what = if decided.changed {
