@@ -1,4 +1,4 @@
-//! The administrators' command line: read, decide and export requests, check and explain
+//! The administrators' command line: read, decide, retry and export requests, check and explain
 //! the policy, without the Azure portal. Storage comes from `AzureWebJobsStorage` (or its
 //! identity-based form), as for the handler.
 //!
@@ -8,8 +8,8 @@
 //! setting); 3 storage unavailable.
 //!
 //! Here: the commands and what they do. `view` is a request as administrators read it (its
-//! columns named once), `table` and `csv` print it; the policy explains itself
-//! ([`Policy::explain`]).
+//! columns named once), `table` and `csv` print it, `visible` keeps stored text from
+//! steering the terminal; the policy explains itself ([`Policy::explain`]).
 
 mod csv;
 mod table;
