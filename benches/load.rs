@@ -730,7 +730,7 @@ impl StorageFloor {
             email,
             display_name: DisplayName::parse("Bench Person").expect("a name"),
             access: AccessKey::parse("partner-portal").expect("an access key"),
-            company: FreeText::parse_optional(Some("Contoso Ltd"), 200).expect("a company"),
+            company: FreeText::parse_line(Some("Contoso Ltd"), 200).expect("a company"),
             justification: None,
             status: RequestStatus::Accepted,
             reason: None,
@@ -744,6 +744,8 @@ impl StorageFloor {
             decided_at: None,
             decide_by: None,
             notified_at: None,
+            retried_by: None,
+            retried_at: None,
             terms_version: None,
             dry_run: true,
         };

@@ -177,6 +177,8 @@ impl Intake {
                 decide_by: (initial == RequestStatus::PendingApproval)
                     .then(|| now + approval_timeout),
                 notified_at: None,
+                retried_by: None,
+                retried_at: None,
                 terms_version: submission.terms_version.clone(),
                 dry_run: self.dry_run,
             };

@@ -27,7 +27,8 @@
 //!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line, [`admin`] its
 //!   administrators' commands.
 //! - [`requests`]: operations on existing rows shared by intake, approvals, [`reconcile`]
-//!   and the command line (enqueue, decide, expire, notify through [`notify`]).
+//!   and the command line (enqueue, decide, retry a failed request, expire, notify through
+//!   [`notify`]).
 //! - [`site_config`]: the sign-up page's `config.json` (access options, terms, captcha site
 //!   key) generated from the policy, and its Content-Security-Policy;
 //!   `functions::html_redirect` answers the page's plain form posts with a 303 to its

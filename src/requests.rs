@@ -1,6 +1,7 @@
 //! Changes to existing requests that several entry points share (intake, the `Approval`
 //! function, `Reconcile`, the admin command line): sending a request to the invitation
-//! queue, an administrator's decision, the decision deadline, the approval notification.
+//! queue, an administrator's decision, retrying a failed request, the decision deadline,
+//! the approval notification.
 //!
 //! Each is an ETag-guarded compare-and-swap on the row, retried a few times when another
 //! writer got there first, so concurrent callers never overwrite each other.
@@ -11,7 +12,7 @@ use crate::{
     clock::Clock,
     domain::{Decider, RequestId, RequestStatus, SignupRequest},
     notify::ApprovalNotifier,
-    storage::{InviteMessage, RequestStore, SignupQueue, StoreError, Versioned},
+    storage::{AddressClaim, InviteMessage, RequestStore, SignupQueue, StoreError, Versioned},
 };
 
 /// Lost ETag races tolerated before giving up (the caller may try again).
@@ -42,6 +43,32 @@ pub enum DecideError {
     /// The request never needed a decision (its domain's rule invites at once).
     #[error("the request is not waiting for approval: {}", .0.status)]
     NotPending(Box<SignupRequest>),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// A `Failed` request sent back to the worker.
+#[derive(Debug, Clone)]
+pub struct Retried {
+    pub request: SignupRequest,
+    /// `false` when the message could not be sent: the row is left `Accepted`, which
+    /// Reconcile sends again once it is older than the worker's lease.
+    pub enqueued: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    /// The row was deleted while the retry was under way.
+    #[error("no request has this id")]
+    NotFound,
+    /// Only a `Failed` request is retried: any other is finished (`Invited`, `Denied`),
+    /// waiting for a decision, or on its way already (another administrator retried it).
+    #[error("the request is not Failed: it is {}", .0.status)]
+    NotFailed(Box<SignupRequest>),
+    /// The partner signed up again after this request failed; the address's newer request
+    /// is the one to follow (retrying this one would give the address two live requests).
+    #[error("the address has a newer request, {0}")]
+    Superseded(RequestId),
     #[error(transparent)]
     Storage(#[from] StoreError),
 }
@@ -134,6 +161,101 @@ impl Requests {
                 }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// Sends a `Failed` request through the worker again, recording who and when
+    /// (`RetriedBy`, `RetriedAt`). An ETag-guarded change `Failed → Accepted` (what intake
+    /// writes before its first send: the worker takes it, and Reconcile re-sends it if the
+    /// message below is lost), then the message, marking the row `Queued` as approval does.
+    ///
+    /// What the worker needs from the failed attempt stays: the guest's id (a group add that
+    /// failed after the invitation went out is finished without a second invitation) and
+    /// `InvitationAttemptedAt` (the guest is looked for before inviting again). `Attempts`
+    /// starts again from 0, so the retry has the same budget of leased deliveries as a new
+    /// request (see `InvitePoison` in [`crate::worker`]); the earlier count and failure stay
+    /// in `Reason` until the worker records the new outcome.
+    ///
+    /// `row` is the request as last read; a lost race reads it again, and a row no longer
+    /// `Failed` (another administrator retried it first) is refused.
+    pub async fn retry(
+        &self,
+        row: Versioned<SignupRequest>,
+        by: &Decider,
+    ) -> Result<Retried, RetryError> {
+        let mut row = row;
+        for _ in 0..MAX_RACES {
+            if row.value.status != RequestStatus::Failed {
+                return Err(RetryError::NotFailed(Box::new(row.value)));
+            }
+            self.keep_claim(&row.value).await?;
+            let now = self.clock.now();
+            let mut request = row.value.clone();
+            request.reason = Some(format!(
+                "retried after {} attempts; failed: {}",
+                request.attempts,
+                request.reason.as_deref().unwrap_or("no reason recorded")
+            ));
+            request.status = RequestStatus::Accepted;
+            request.attempts = 0;
+            request.retried_by = Some(by.clone());
+            request.retried_at = Some(now);
+            request.updated_at = now;
+            match self.store.replace(&request, &row.etag).await {
+                Ok(etag) => {
+                    tracing::info!(request_id = %request.id, domain = %request.email.domain(), "failed request retried");
+                    let accepted = Versioned {
+                        value: request.clone(),
+                        etag,
+                    };
+                    let enqueued = match self.enqueue(accepted).await {
+                        Ok(()) => {
+                            request.status = RequestStatus::Queued;
+                            true
+                        }
+                        Err(e) => {
+                            tracing::warn!(request_id = %request.id, error = %e, "retried, not yet enqueued");
+                            false
+                        }
+                    };
+                    return Ok(Retried { request, enqueued });
+                }
+                Err(StoreError::Conflict) => {
+                    row = self
+                        .store
+                        .get(row.value.email.domain(), &row.value.id)
+                        .await?
+                        .ok_or(RetryError::NotFound)?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Conflict.into())
+    }
+
+    /// Makes sure `request` is the one its address's claim names before it becomes live
+    /// again, so a repeat sign-up is answered with it; refuses when a newer request holds
+    /// the claim. A missing claim (rows from before claims moved into this table) is
+    /// written. A sign-up that reads the `Failed` row just before the retry changes it can
+    /// still start a second request: the window is one round trip, and the worker then
+    /// handles two requests for one address (one extra invitation e-mail at most).
+    async fn keep_claim(&self, request: &SignupRequest) -> Result<(), RetryError> {
+        for _ in 0..MAX_RACES {
+            match self.store.claim_of(&request.email).await? {
+                Some(claim) if claim.value.request_id == request.id => return Ok(()),
+                Some(claim) => return Err(RetryError::Superseded(claim.value.request_id)),
+                None => {
+                    let claim = AddressClaim {
+                        request_id: request.id,
+                        claimed_at: self.clock.now(),
+                    };
+                    if self.store.insert_claim(&request.email, &claim).await? {
+                        return Ok(());
+                    }
+                    // Another writer claimed the address meanwhile: look at whose it is.
+                }
             }
         }
         Err(StoreError::Conflict.into())

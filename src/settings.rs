@@ -97,9 +97,7 @@ impl Settings {
         Ok(Self {
             port,
             storage: StorageAccount::from_settings(&lookup)?,
-            policy_path: lookup("SIGNUP_POLICY_PATH")
-                .filter(|p| !p.trim().is_empty())
-                .map_or_else(|| PathBuf::from("policy.json"), PathBuf::from),
+            policy_path: policy_path(&lookup),
             dry_run: parse_bool(&lookup, "SIGNUP_DRY_RUN", false)?,
             log_format: match lookup("SIGNUP_LOG_FORMAT").as_deref().map(str::trim) {
                 None | Some("" | "text") => LogFormat::Text,
@@ -200,6 +198,19 @@ fn captcha(
         secret: Secret::new(secret.trim()),
         verify_url,
     }))
+}
+
+/// The setting naming the policy file.
+pub const POLICY_PATH_SETTING: &str = "SIGNUP_POLICY_PATH";
+/// The policy file when [`POLICY_PATH_SETTING`] is unset: in the working directory, the
+/// app root under the Functions host.
+pub const DEFAULT_POLICY_FILE: &str = "policy.json";
+
+/// The policy file the handler and the commands read by default.
+pub fn policy_path(lookup: &impl Fn(&str) -> Option<String>) -> PathBuf {
+    lookup(POLICY_PATH_SETTING)
+        .filter(|p| !p.trim().is_empty())
+        .map_or_else(|| PathBuf::from(DEFAULT_POLICY_FILE), PathBuf::from)
 }
 
 /// `SIGNUP_WORKER_THREADS`: how many threads run the process's async work. 1, the default,

@@ -194,11 +194,8 @@ pub fn run(command: SiteCommand) -> ExitCode {
 }
 
 fn write_config(policy: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
-    let path = policy.unwrap_or_else(|| {
-        std::env::var_os("SIGNUP_POLICY_PATH")
-            .filter(|p| !p.is_empty())
-            .map_or_else(|| PathBuf::from("policy.json"), PathBuf::from)
-    });
+    let path =
+        policy.unwrap_or_else(|| crate::settings::policy_path(&|name| std::env::var(name).ok()));
     let policy = match Policy::load(&path) {
         Ok(policy) => policy,
         Err(e) => {

@@ -1,19 +1,27 @@
-//! The administrators' command line: read, decide and export requests, check and explain
+//! The administrators' command line: read, decide, retry and export requests, check and explain
 //! the policy, without the Azure portal. Storage comes from `AzureWebJobsStorage` (or its
 //! identity-based form), as for the handler.
 //!
-//! Exit codes: 0 done; 1 the thing asked for cannot be done (unknown id, already decided,
-//! invalid policy or address); 2 usage or configuration error; 3 storage unavailable.
+//! Exit codes (the README's table): 0 done; 1 the thing asked for cannot be done (unknown
+//! id, already decided, a policy file that is not a valid policy, an invalid address);
+//! 2 usage or configuration error (a missing or unreadable policy file or storage
+//! setting); 3 storage unavailable.
 //!
 //! Here: the commands and what they do. `view` is a request as administrators read it (its
-//! columns named once), `table` and `csv` print it; the policy explains itself
-//! ([`Policy::explain`]).
+//! columns named once), `table` and `csv` print it, `visible` keeps stored text from
+//! steering the terminal; the policy explains itself ([`Policy::explain`]).
 
 mod csv;
 mod table;
 mod view;
+mod visible;
 
-use std::{io::Write, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+};
 
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -22,11 +30,12 @@ use time::{Duration, OffsetDateTime};
 use crate::{
     clock::{Clock, parse_period},
     domain::{Decider, EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest},
-    policy::Policy,
-    requests::{DecideError, Requests, Verdict},
+    policy::{Policy, PolicyError},
+    requests::{DecideError, Requests, Retried, RetryError, Verdict},
+    settings::{self, POLICY_PATH_SETTING},
     storage::{
         AddressClaim, AzureStorage, RequestQuery, RequestStore, StorageAccount, StoreError,
-        azure::StorageTimeouts,
+        Versioned, azure::StorageTimeouts,
     },
 };
 
@@ -70,6 +79,17 @@ pub enum RequestsCommand {
         #[arg(long)]
         reason: String,
         /// Who decides, for the audit row (default: cli:$USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Send Failed requests through the invitation worker again: one by id, or every one
+    /// matching `--status Failed` and the other filters (e.g. `--since 1d`).
+    Retry {
+        /// The request to retry; without it, `--status Failed` selects a batch.
+        id: Option<String>,
+        #[command(flatten)]
+        filter: Filter,
+        /// Who retries, for the audit row (default: cli:$USER).
         #[arg(long)]
         by: Option<String>,
     },
@@ -179,7 +199,7 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
             }
         }
         RequestsCommand::Show { id, json } => {
-            let request = find(&storage, &id).await?;
+            let request = find(&storage, &id).await?.value;
             if json {
                 write_json(out, &View::of(&request))
             } else {
@@ -191,6 +211,9 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
         }
         RequestsCommand::Deny { id, reason, by } => {
             decide(storage, &id, Verdict::Deny, Some(reason), by, out).await
+        }
+        RequestsCommand::Retry { id, filter, by } => {
+            retry(storage, id, &filter, by, now, out).await
         }
         RequestsCommand::Export {
             format: Format::Csv,
@@ -238,7 +261,13 @@ async fn read(
     filter: &Filter,
     now: OffsetDateTime,
 ) -> Result<Vec<SignupRequest>, Failure> {
-    let status = filter
+    let rows = read_rows(storage, filter, now).await?;
+    Ok(rows.into_iter().map(|row| row.value).collect())
+}
+
+/// `--status`, any case.
+fn status(filter: &Filter) -> Result<Option<RequestStatus>, Failure> {
+    filter
         .status
         .as_deref()
         .map(|s| {
@@ -247,7 +276,16 @@ async fn read(
                 .find(|status| status.as_str().eq_ignore_ascii_case(s))
                 .ok_or_else(|| Failure::Usage(format!("--status {s:?} is not a status")))
         })
-        .transpose()?;
+        .transpose()
+}
+
+/// The rows `filter` selects, with their versions.
+async fn read_rows(
+    storage: &AzureStorage,
+    filter: &Filter,
+    now: OffsetDateTime,
+) -> Result<Vec<Versioned<SignupRequest>>, Failure> {
+    let status = status(filter)?;
     let domain = filter
         .domain
         .as_deref()
@@ -273,13 +311,113 @@ async fn read(
             "b2b-signup: read the first {MAX_SCAN} matching rows only; narrow with --since, --status or --domain"
         );
     }
-    Ok(rows.into_iter().map(|row| row.value).collect())
+    Ok(rows)
 }
 
-async fn find(storage: &AzureStorage, id: &str) -> Result<SignupRequest, Failure> {
+async fn find(storage: &AzureStorage, id: &str) -> Result<Versioned<SignupRequest>, Failure> {
     let unknown = || Failure::Refused(format!("no request has id {id}"));
     let id = RequestId::parse(id).ok_or_else(unknown)?;
-    Ok(storage.find(&id).await?.ok_or_else(unknown)?.value)
+    storage.find(&id).await?.ok_or_else(unknown)
+}
+
+/// Who acts, for the audit row: `--by` as given, else `cli:$USER`.
+fn actor(by: Option<String>) -> Decider {
+    by.map_or_else(
+        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+        Decider::Named,
+    )
+}
+
+/// The shared operations on `storage`, as the handler has them (no approval webhook: the
+/// command line never notifies).
+fn operations(storage: AzureStorage) -> Requests {
+    Requests {
+        store: Arc::new(storage.clone()),
+        queue: Arc::new(storage),
+        clock: Clock::system(),
+        notifier: None,
+    }
+}
+
+/// `requests retry`: one request by id, or the batch `--status Failed` and the other
+/// filters select. Exit 1 if any was refused (not `Failed`, or superseded), after trying
+/// the rest; 3 at the first storage failure.
+async fn retry(
+    storage: AzureStorage,
+    id: Option<String>,
+    filter: &Filter,
+    by: Option<String>,
+    now: OffsetDateTime,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let filtered = filter.status.is_some() || filter.domain.is_some() || filter.since.is_some();
+    let rows = match id {
+        Some(id) if !filtered => vec![find(&storage, &id).await?],
+        Some(_) => {
+            return Err(Failure::Usage(
+                "retry takes an id or filters (--status Failed --since 1d), not both".into(),
+            ));
+        }
+        None if status(filter)? == Some(RequestStatus::Failed) => {
+            read_rows(&storage, filter, now).await?
+        }
+        None => {
+            return Err(Failure::Usage(
+                "retry takes an id, or --status Failed (with --since, --domain) for a batch".into(),
+            ));
+        }
+    };
+    if rows.is_empty() {
+        return writeln!(out, "no Failed requests match").map_err(io);
+    }
+    let by = actor(by);
+    let requests = operations(storage);
+    let mut refused = Vec::new();
+    for row in rows {
+        let id = row.value.id;
+        match requests.retry(row, &by).await {
+            Ok(Retried {
+                request,
+                enqueued: true,
+            }) => writeln!(out, "{id}: retried, now {} (by {by})", request.status),
+            Ok(Retried {
+                request,
+                enqueued: false,
+            }) => writeln!(
+                out,
+                "{id}: retried, now {}; its message could not be sent, Reconcile sends it \
+                 within a few minutes (by {by})",
+                request.status
+            ),
+            Err(RetryError::NotFound) => {
+                refused.push(format!("{id}: the request was deleted meanwhile"));
+                Ok(())
+            }
+            Err(RetryError::NotFailed(request)) => {
+                refused.push(format!(
+                    "{id} is not Failed: it is {}; only Failed requests are retried",
+                    request.status
+                ));
+                Ok(())
+            }
+            Err(RetryError::Superseded(newer)) => {
+                refused.push(format!(
+                    "{id}: the address has a newer request, {newer}; retry that one if it failed"
+                ));
+                Ok(())
+            }
+            Err(RetryError::Storage(e)) => return Err(e.into()),
+        }
+        .map_err(io)?;
+    }
+    match refused.len() {
+        0 => Ok(()),
+        1 => Err(Failure::Refused(refused.remove(0))),
+        n => Err(Failure::Refused(format!(
+            "{n} not retried:\n{}",
+            refused.join("\n")
+        ))),
+    }
 }
 
 async fn decide(
@@ -292,16 +430,8 @@ async fn decide(
 ) -> Result<(), Failure> {
     let request_id =
         RequestId::parse(id).ok_or_else(|| Failure::Refused(format!("no request has id {id}")))?;
-    let by = by.map_or_else(
-        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
-        Decider::Named,
-    );
-    let requests = Requests {
-        store: Arc::new(storage.clone()),
-        queue: Arc::new(storage),
-        clock: Clock::system(),
-        notifier: None,
-    };
+    let by = actor(by);
+    let requests = operations(storage);
     match requests.decide(&request_id, verdict, &by, reason).await {
         Ok(decided) => {
             let what = if decided.changed {
@@ -313,11 +443,10 @@ async fn decide(
                 out,
                 "{id}: {what}, now {} (by {})",
                 decided.request.status,
-                decided
-                    .request
-                    .decided_by
-                    .as_ref()
-                    .map_or_else(|| "?".to_owned(), Decider::to_string)
+                decided.request.decided_by.as_ref().map_or_else(
+                    || "?".to_owned(),
+                    |by| visible::visible(&by.to_string(), visible::Breaks::Escape)
+                )
             )
             .map_err(io)
         }
@@ -348,21 +477,36 @@ fn since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Failure> {
 }
 
 fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {
-    serde_json::to_writer_pretty(&mut *out, value).map_err(|e| Failure::Usage(e.to_string()))?;
-    writeln!(out).map_err(io)
+    let json = serde_json::to_string_pretty(value).map_err(|e| Failure::Usage(e.to_string()))?;
+    writeln!(out, "{}", visible::visible_json(&json)).map_err(io)
 }
 
+/// The policy file the commands read: the argument, else `$SIGNUP_POLICY_PATH`, else
+/// [`settings::DEFAULT_POLICY_FILE`], as for the handler. Never `policy.example.json` silently: an
+/// administrator checking "the policy" must not be shown the example's rules.
 fn policy_path(file: Option<PathBuf>) -> PathBuf {
-    file.or_else(|| std::env::var_os("SIGNUP_POLICY_PATH").map(Into::into))
-        .unwrap_or_else(|| "policy.json".into())
+    file.unwrap_or_else(|| settings::policy_path(&|name| std::env::var(name).ok()))
+}
+
+/// Reads the policy file. One that cannot be read is configuration (exit 2: the wrong
+/// directory, a missing `SIGNUP_POLICY_PATH`); one that can be read but is not a valid
+/// policy is refused (exit 1), as the README's exit codes say. Either error names the file.
+fn load_policy(path: &Path) -> Result<Policy, Failure> {
+    Policy::load(path).map_err(|error| match error {
+        PolicyError::Read { .. } => Failure::Usage(format!(
+            "{error} (pass the file, or set {POLICY_PATH_SETTING}; policy.example.json is one to start from)"
+        )),
+        PolicyError::Syntax(_) | PolicyError::Invalid { .. } => {
+            Failure::Refused(format!("{}: {error}", path.display()))
+        }
+    })
 }
 
 fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failure> {
     match command {
         PolicyCommand::Check { file } => {
             let path = policy_path(file);
-            let policy = Policy::load(&path)
-                .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+            let policy = load_policy(&path)?;
             writeln!(
                 out,
                 "{}: valid ({} rules, {} access options)",
@@ -374,10 +518,10 @@ fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failur
         }
         PolicyCommand::Explain { email, policy } => {
             let path = policy_path(policy);
-            let policy = Policy::load(&path)
-                .map_err(|e| Failure::Refused(format!("{}: {e}", path.display())))?;
+            let policy = load_policy(&path)?;
             let email = EmailAddress::parse(&email)
                 .map_err(|e| Failure::Refused(format!("not a valid address: {e}")))?;
+            writeln!(out, "policy:   {}", path.display()).map_err(io)?;
             write!(out, "{}", policy.explain(&email)).map_err(io)
         }
     }

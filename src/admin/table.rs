@@ -1,9 +1,13 @@
 //! What `requests list` and `requests show` print for people: an aligned table, one request
-//! per line, and one request's fields, one per line.
+//! per line, and one request's fields, one per line. Every value is printed
+//! [`visible`]: stored text never steers the terminal.
 
 use std::io::{self, Write};
 
-use super::view::View;
+use super::{
+    view::View,
+    visible::{Breaks, visible},
+};
 use crate::{clock::rfc3339, domain::SignupRequest};
 
 /// Where a field's continuation lines start: after the widest name and a space.
@@ -16,7 +20,7 @@ pub(super) fn write_fields(out: &mut impl Write, view: &View) -> io::Result<()> 
         writeln!(
             out,
             "{name:<width$} {}",
-            value.replace('\n', &indent),
+            visible(&value, Breaks::Keep).replace('\n', &indent),
             width = NAME_WIDTH
         )?;
     }
@@ -39,6 +43,7 @@ pub(super) fn write_table(out: &mut impl Write, rows: &[SignupRequest]) -> io::R
                 r.email.as_str().to_owned(),
             ]
         })
+        .map(|row| row.map(|cell| visible(&cell, Breaks::Escape)))
         .collect();
     let mut widths = header.map(|h| h.chars().count());
     for row in &cells {

@@ -31,14 +31,17 @@ pub(super) struct View {
     decide_by: Option<String>,
     notified_at: Option<String>,
     dry_run: bool,
+    retried_by: Option<String>,
+    retried_at: Option<String>,
 }
 
 /// A column of `show` and the CSV export: its name and its text for one request.
 type Column = (&'static str, fn(&View) -> String);
 
 /// Every column, in `show` and CSV order: each name written once, here (the CSV header of an
-/// export with no rows comes from this list too).
-const COLUMNS: [Column; 19] = [
+/// export with no rows comes from this list too). New columns go at the end, so a
+/// spreadsheet or script reading the export by position keeps working.
+const COLUMNS: [Column; 21] = [
     ("RequestId", |v| v.request_id.clone()),
     ("Status", |v| v.status.to_owned()),
     ("Email", |v| v.email.clone()),
@@ -58,6 +61,8 @@ const COLUMNS: [Column; 19] = [
     ("DecideBy", |v| text(&v.decide_by)),
     ("NotifiedAt", |v| text(&v.notified_at)),
     ("DryRun", |v| v.dry_run.to_string()),
+    ("RetriedBy", |v| text(&v.retried_by)),
+    ("RetriedAt", |v| text(&v.retried_at)),
 ];
 
 /// An empty cell for a field never set.
@@ -87,6 +92,8 @@ impl View {
             decide_by: r.decide_by.map(rfc3339),
             notified_at: r.notified_at.map(rfc3339),
             dry_run: r.dry_run,
+            retried_by: r.retried_by.as_ref().map(Decider::to_string),
+            retried_at: r.retried_at.map(rfc3339),
         }
     }
 
@@ -129,6 +136,8 @@ mod tests {
             decide_by: None,
             notified_at: None,
             dry_run: false,
+            retried_by: None,
+            retried_at: None,
         };
         let json = serde_json::to_value(&view).unwrap();
         let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();

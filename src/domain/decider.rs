@@ -1,8 +1,9 @@
-//! Who approved or denied a request, as the row's `DecidedBy` column records it.
+//! Who approved, denied or retried a request, as the row's `DecidedBy` and `RetriedBy`
+//! columns record it.
 
 use std::fmt;
 
-/// Who decided a request. Its text ([`fmt::Display`], the one place that writes it) is what
+/// Who decided (or retried) a request. Its text ([`fmt::Display`], the one place that writes it) is what
 /// rows, answers and the command line show, and what the Python interop tests read:
 /// `system`, `cli:<user>`, `key:<name>`, `function key`, or a name as given.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -169,6 +169,11 @@ pub struct SignupRequest {
     /// When administrators were notified of a pending request (`APPROVAL_WEBHOOK_URL`);
     /// `None` while the notification is still owed.
     pub notified_at: Option<OffsetDateTime>,
+    /// Who last sent the request back to the worker after it had `Failed`
+    /// ([`crate::requests::Requests::retry`]); `None` if nobody did.
+    pub retried_by: Option<Decider>,
+    /// When it was last retried.
+    pub retried_at: Option<OffsetDateTime>,
     /// The terms-of-use version accepted at sign-up (policy `terms.version`).
     pub terms_version: Option<String>,
     /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.

@@ -147,7 +147,7 @@ fn reason(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, Problem> {
             ));
         }
     };
-    FreeText::parse_optional(parsed.reason.as_deref(), MAX_REASON_CHARS)
+    FreeText::parse_paragraph(parsed.reason.as_deref(), MAX_REASON_CHARS)
         .map(|text| text.map(|t| t.as_str().to_owned()))
         .map_err(|e| {
             Problem::field(

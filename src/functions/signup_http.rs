@@ -334,7 +334,7 @@ impl RawForm {
             )
         })?;
         let company =
-            FreeText::parse_optional(text("company", self.company.as_ref())?, MAX_COMPANY_CHARS)
+            FreeText::parse_line(text("company", self.company.as_ref())?, MAX_COMPANY_CHARS)
                 .map_err(|e| {
                     Problem::field(
                         ErrorCode::InvalidField,
@@ -342,7 +342,7 @@ impl RawForm {
                         text_detail("The company", e),
                     )
                 })?;
-        let justification = FreeText::parse_optional(
+        let justification = FreeText::parse_paragraph(
             text("justification", self.justification.as_ref())?,
             MAX_JUSTIFICATION_CHARS,
         )

@@ -98,6 +98,12 @@ pub(super) struct RequestEntity {
     pub decide_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notified_at: Option<String>,
+    /// Added with `requests retry`; rows without it were never retried, and versions
+    /// before it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terms_version: Option<String>,
     #[serde(default)]
@@ -136,6 +142,8 @@ impl RequestEntity {
             decided_at: request.decided_at.map(format_time),
             decide_by: request.decide_by.map(format_time),
             notified_at: request.notified_at.map(format_time),
+            retried_by: request.retried_by.as_ref().map(Decider::to_string),
+            retried_at: request.retried_at.map(format_time),
             terms_version: request.terms_version.clone(),
             dry_run: request.dry_run,
             etag: None,
@@ -151,6 +159,7 @@ impl RequestEntity {
             ("DecidedAt", self.decided_at.is_some()),
             ("DecideBy", self.decide_by.is_some()),
             ("NotifiedAt", self.notified_at.is_some()),
+            ("RetriedAt", self.retried_at.is_some()),
             (
                 "InvitationAttemptedAt",
                 self.invitation_attempted_at.is_some(),
@@ -177,10 +186,8 @@ impl RequestEntity {
             display_name: DisplayName::parse(&self.display_name)
                 .map_err(|_| corrupt("DisplayName"))?,
             access: AccessKey::parse(&self.access).ok_or_else(|| corrupt("Access"))?,
-            company: FreeText::parse_optional(self.company.as_deref(), usize::MAX)
-                .map_err(|_| corrupt("Company"))?,
-            justification: FreeText::parse_optional(self.justification.as_deref(), usize::MAX)
-                .map_err(|_| corrupt("Justification"))?,
+            company: FreeText::stored(self.company),
+            justification: FreeText::stored(self.justification),
             status: self.status.parse().map_err(|()| corrupt("Status"))?,
             created_at: parse_time("CreatedAt", &self.created_at)?,
             updated_at: parse_time("UpdatedAt", &self.updated_at)?,
@@ -201,6 +208,8 @@ impl RequestEntity {
             decided_at: optional_time_of("DecidedAt", self.decided_at.as_deref())?,
             decide_by: optional_time_of("DecideBy", self.decide_by.as_deref())?,
             notified_at: optional_time_of("NotifiedAt", self.notified_at.as_deref())?,
+            retried_by: self.retried_by.as_deref().map(Decider::from_text),
+            retried_at: optional_time_of("RetriedAt", self.retried_at.as_deref())?,
             terms_version: self.terms_version,
             dry_run: self.dry_run,
         })

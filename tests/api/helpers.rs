@@ -223,11 +223,17 @@ impl TestApp {
     /// Writes a request row's `Status` by hand, bypassing the app, as an administrator's edit
     /// or a newer version might leave it: a value this version cannot read.
     pub async fn write_status_text(&self, domain: &str, id: &str, status: &str) {
+        self.write_column(domain, id, "Status", status).await;
+    }
+
+    /// Writes one text column of a request row by hand, bypassing the app's rules, as an
+    /// earlier version or an administrator's edit may have left it.
+    pub async fn write_column(&self, domain: &str, id: &str, column: &str, text: &str) {
         self.table("SignupRequests")
             .partition_key_client(domain)
             .entity_client(id)
             .merge(
-                serde_json::json!({ "Status": status }),
+                serde_json::json!({ column: text }),
                 azure_data_tables::IfMatchCondition::Any,
             )
             .expect("entity serialises")

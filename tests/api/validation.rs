@@ -321,3 +321,140 @@ async fn unknown_routes_and_methods_are_problems_too() {
         response.status()
     );
 }
+
+#[tokio::test]
+async fn control_characters_in_free_text_are_refused_naming_the_field() {
+    let app = spawn_app().await;
+    // (description, field, value, code): what could steer an administrator's terminal.
+    let cases = [
+        (
+            "company with CR",
+            "company",
+            "Contoso\rFabrikam",
+            "invalid_field",
+        ),
+        (
+            "company with a line break",
+            "company",
+            "Contoso\nLtd",
+            "invalid_field",
+        ),
+        (
+            "company with a tab",
+            "company",
+            "Contoso\tLtd",
+            "invalid_field",
+        ),
+        (
+            "company with ESC",
+            "company",
+            "Contoso\u{1b}[2J",
+            "invalid_field",
+        ),
+        (
+            "justification with a lone CR",
+            "justification",
+            "none\rAPPROVED BY SECURITY",
+            "invalid_field",
+        ),
+        (
+            "justification with ESC",
+            "justification",
+            "a\u{1b}]0;title\u{7}",
+            "invalid_field",
+        ),
+        (
+            "justification with backspace",
+            "justification",
+            "yes\u{8}\u{8}\u{8}no",
+            "invalid_field",
+        ),
+        (
+            "justification with a tab",
+            "justification",
+            "a\tb",
+            "invalid_field",
+        ),
+        (
+            "justification with DEL",
+            "justification",
+            "a\u{7f}",
+            "invalid_field",
+        ),
+        (
+            "justification with C1 CSI",
+            "justification",
+            "a\u{9b}2J",
+            "invalid_field",
+        ),
+        (
+            "justification with NUL",
+            "justification",
+            "a\0b",
+            "invalid_field",
+        ),
+        (
+            "displayName with C1 inside",
+            "displayName",
+            "A\u{85}da",
+            "invalid_display_name",
+        ),
+        (
+            "displayName with DEL inside",
+            "displayName",
+            "A\u{7f}da",
+            "invalid_display_name",
+        ),
+    ];
+    for (description, field, value, code) in cases {
+        let mut body = json!({"email": "a@contoso.com", "displayName": "A"});
+        body[field] = json!(value);
+        let problem = assert_problem(app.post_json(&body.to_string()).await, 400, code).await;
+        assert_eq!(problem["field"], field, "{description}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("control characters")),
+            "{description}: {problem}"
+        );
+    }
+    assert!(app.queued_messages().await.is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn a_justification_keeps_its_line_breaks_and_crlf_is_stored_as_lf() {
+    let app = spawn_app().await;
+    // (description, content type, body): a browser's form post sends a textarea's line
+    // breaks as CRLF.
+    let cases = [
+        (
+            "JSON with LF",
+            "application/json",
+            json!({"email": "a@contoso.com", "displayName": "A", "justification": "one\ntwo"})
+                .to_string(),
+        ),
+        (
+            "JSON with CRLF",
+            "application/json",
+            json!({"email": "b@contoso.com", "displayName": "B", "justification": "one\r\ntwo"})
+                .to_string(),
+        ),
+        (
+            "form with CRLF",
+            "application/x-www-form-urlencoded",
+            "email=c%40contoso.com&displayName=C&justification=one%0D%0Atwo".to_owned(),
+        ),
+    ];
+    for (description, content_type, body) in cases {
+        let response = app.post(content_type, body).await;
+        assert_eq!(response.status(), 202, "{description}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let id = answer["requestId"].as_str().unwrap();
+        let row = app.row("contoso.com", id).await.unwrap();
+        assert_eq!(
+            row.justification.unwrap().as_str(),
+            "one\ntwo",
+            "{description}"
+        );
+    }
+}

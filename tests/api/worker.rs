@@ -43,7 +43,7 @@ pub fn host_payload(text: &str, dequeue_count: u32) -> String {
 }
 
 impl TestApp {
-    async fn invoke(
+    pub async fn invoke(
         &self,
         function: &str,
         text: &str,
