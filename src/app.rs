@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use warp::{Filter, http::HeaderValue, reply::Reply};
 
 use crate::{
-    abuse::{CaptchaVerifier, RateLimiter},
+    abuse::{CaptchaVerifier, RateLimiter, Scope},
     clock::Clock,
     functions::{self, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
@@ -114,6 +114,13 @@ impl Application {
             clock: clock.clone(),
             notifier,
         });
+        // SIGNUP_TRUSTED_PROXY_HOPS=0 trusts no X-Forwarded-For entry, so no sign-up has a
+        // client address: the IP limit is off by that setting (README, SECURITY.md), not
+        // by what a request carries.
+        let mut rate_limits = settings.rate_limits.clone();
+        if settings.trusted_proxy_hops == 0 {
+            rate_limits.limits.retain(|(scope, _)| *scope != Scope::Ip);
+        }
         let gate = Arc::new(Gatekeeper {
             captcha: match &settings.captcha {
                 Some(captcha) => Some(
@@ -122,8 +129,8 @@ impl Application {
                 ),
                 None => None,
             },
-            rate_limiter: (!settings.rate_limits.limits.is_empty())
-                .then(|| RateLimiter::new(settings.rate_limits.clone(), Arc::new(storage.clone()))),
+            rate_limiter: (!rate_limits.limits.is_empty())
+                .then(|| RateLimiter::new(rate_limits, Arc::new(storage.clone()))),
             trusted_proxy_hops: settings.trusted_proxy_hops,
         });
         let intake = Arc::new(Intake {

@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
+use tracing::Instrument;
 
 use crate::{
     clock::Clock,
@@ -136,12 +137,18 @@ impl Worker {
             Ok(key) => key,
             Err(step) => return step,
         };
+        // The span goes with the future (`instrument`), entered only while it runs: a guard
+        // from `span.enter()` held across an await stays entered on the thread while other
+        // invocations run there, and their lines land under this request.
         let span = tracing::info_span!("invite", request_id = %id, domain = %domain, delivery = delivery.dequeue_count);
-        let _enter = span.enter();
-        match self.try_deliver(&domain, &id, delivery).await {
-            Ok(step) => step,
-            Err(e) => self.storage_failed(delivery, INVITE_QUEUE, e).await,
+        async {
+            match self.try_deliver(&domain, &id, delivery).await {
+                Ok(step) => step,
+                Err(e) => self.storage_failed(delivery, INVITE_QUEUE, e).await,
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// `InvitePoison`: the host gave up on a message after `maxDequeueCount` deliveries.

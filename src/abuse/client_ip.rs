@@ -6,8 +6,12 @@
 //! itself stands to the *left* of what trusted proxies append, so the address is read from
 //! the right: with `trusted_hops` proxies in front of the app (1 on Azure Functions; 2 behind
 //! Front Door or Application Gateway), it is the `trusted_hops`-th entry from the right.
-//! Prepending addresses therefore never changes the result. With no usable header (a
-//! direct local call) there is no client IP, and IP limits do not apply.
+//! Prepending addresses therefore never changes the result, and neither does what a client
+//! writes there: entries are split on the header's raw bytes, so a byte that is not text
+//! (which a client may send) spoils its own entry only, never the trusted ones beside it.
+//! With no usable address (too few entries, or the trusted entry is not an address) there is
+//! no client IP, and the per-IP limit counts the sign-up in one shared "unknown" bucket
+//! (`RateLimiter::check`): a header can never switch the limit off.
 
 use std::net::IpAddr;
 
@@ -17,20 +21,20 @@ pub fn client_ip(headers: &HeaderMap, trusted_hops: usize) -> Option<IpAddr> {
     if trusted_hops == 0 {
         return None;
     }
-    // Several X-Forwarded-For headers are one list, in order.
-    let entries: Vec<&str> = headers
+    // Several X-Forwarded-For headers are one list, in order. Split as bytes: only the
+    // entry read needs to be text.
+    let entries: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|entry| !entry.is_empty())
         .collect();
     let entry = entries
         .len()
         .checked_sub(trusted_hops)
         .map(|i| entries[i])?;
-    parse_entry(entry)
+    parse_entry(std::str::from_utf8(entry).ok()?)
 }
 
 /// `203.0.113.5`, `203.0.113.5:51234`, `2001:db8::1` or `[2001:db8::1]:51234`.
@@ -52,11 +56,69 @@ mod tests {
     use warp::http::HeaderValue;
 
     fn ip(values: &[&str], hops: usize) -> Option<String> {
+        let values: Vec<&[u8]> = values.iter().map(|value| value.as_bytes()).collect();
+        ip_of_bytes(&values, hops)
+    }
+
+    fn ip_of_bytes(values: &[&[u8]], hops: usize) -> Option<String> {
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+            headers.append("x-forwarded-for", HeaderValue::from_bytes(value).unwrap());
         }
         client_ip(&headers, hops).map(|ip| ip.to_string())
+    }
+
+    /// (description, header values, trusted hops, expected address)
+    type ByteCase = (
+        &'static str,
+        &'static [&'static [u8]],
+        usize,
+        Option<&'static str>,
+    );
+
+    #[test]
+    fn bytes_that_are_not_text_spoil_their_own_entry_only() {
+        let cases: [ByteCase; 6] = [
+            (
+                "in the client's entry, one hop",
+                &[b"198.51.100.7\xff, 203.0.113.78"],
+                1,
+                Some("203.0.113.78"),
+            ),
+            (
+                "in the client's entry, two hops",
+                &[b"198.51.100.7\xff, 203.0.113.78, 10.0.0.4:5000"],
+                2,
+                Some("203.0.113.78"),
+            ),
+            (
+                "in a header of its own before the trusted ones",
+                &[b"\xfe\xff", b"203.0.113.78, 10.0.0.4"],
+                2,
+                Some("203.0.113.78"),
+            ),
+            (
+                "a full-width comma does not split",
+                &[b"198.51.100.7\xef\xbc\x8c203.0.113.9, 203.0.113.78"],
+                1,
+                Some("203.0.113.78"),
+            ),
+            // The trusted entry itself unreadable: no address (the shared bucket).
+            (
+                "in the trusted entry",
+                &[b"198.51.100.7\xff, 203.0.113.78"],
+                2,
+                None,
+            ),
+            ("only bytes", &[b"\xff"], 1, None),
+        ];
+        for (description, values, hops, expected) in cases {
+            assert_eq!(
+                ip_of_bytes(values, hops).as_deref(),
+                expected,
+                "{description}"
+            );
+        }
     }
 
     #[test]

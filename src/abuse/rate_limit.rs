@@ -157,23 +157,38 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one sign-up from `ip` (when known) for `email`; the first limit reached wins.
-    /// The three counters are updated concurrently.
+    /// Counts one sign-up from `ip` for `email` against every limit; the first limit
+    /// reached wins. The counters are updated concurrently.
+    ///
+    /// A sign-up whose client address is not known (`None`: the trusted
+    /// `X-Forwarded-For` entries are missing or unreadable) counts against one bucket
+    /// shared by all such sign-ups: the IP limit fails closed, it is never skipped.
     pub async fn check(
         &self,
         ip: Option<IpAddr>,
         email: &EmailAddress,
         now: OffsetDateTime,
     ) -> Result<Result<(), Limited>, StoreError> {
-        let ip = ip.map(|ip| ip.to_string());
+        let ip = match ip {
+            Some(ip) => ip.to_string(),
+            None => {
+                if self.counts(Scope::Ip) {
+                    tracing::warn!(
+                        domain = %email.domain(),
+                        "client address unknown (fewer readable X-Forwarded-For entries than SIGNUP_TRUSTED_PROXY_HOPS): counted in the shared unknown bucket"
+                    );
+                }
+                UNKNOWN_CLIENT.to_owned()
+            }
+        };
         let address = format!("{}@{}", email.canonical_local(), email.domain());
-        let checks = self.settings.limits.iter().filter_map(|(scope, limit)| {
+        let checks = self.settings.limits.iter().map(|(scope, limit)| {
             let key = match scope {
-                Scope::Ip => ip.as_deref()?,
+                Scope::Ip => ip.as_str(),
                 Scope::Domain => email.domain().as_str(),
                 Scope::Address => &address,
             };
-            Some(self.hit(*scope, key, *limit, now))
+            self.hit(*scope, key, *limit, now)
         });
         for result in futures::future::join_all(checks).await {
             if let Err(limited) = result? {
@@ -182,6 +197,10 @@ impl RateLimiter {
             }
         }
         Ok(Ok(()))
+    }
+
+    fn counts(&self, scope: Scope) -> bool {
+        self.settings.limits.iter().any(|(s, _)| *s == scope)
     }
 
     async fn hit(
@@ -242,6 +261,10 @@ impl RateLimiter {
         Ok(false)
     }
 }
+
+/// The per-IP key of every sign-up whose client address is not known. Not an address, so
+/// no client's own bucket is this one.
+const UNKNOWN_CLIENT: &str = "unknown";
 
 /// Lost races on one counter before the caller is told to slow down.
 const MAX_COUNTER_RACES: u32 = 10;

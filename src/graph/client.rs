@@ -245,7 +245,7 @@ impl GraphClient {
                     tracing::warn!(
                         operation,
                         status,
-                        request_id,
+                        graph_request_id = request_id,
                         timeout = error.is_timeout(),
                         error = %error_chain(&error),
                         "Graph answer could not be read"
@@ -256,10 +256,11 @@ impl GraphClient {
                     });
                 }
             };
+            // `graph_request_id`: `request_id` names this app's request (the span's field).
             tracing::info!(
                 operation,
                 status,
-                request_id,
+                graph_request_id = request_id,
                 elapsed_ms = started.elapsed().as_millis(),
                 "Graph answered"
             );
@@ -358,7 +359,7 @@ fn permanent(status: u16, request_id: Option<String>, body: &[u8]) -> GraphError
     let error = serde_json::from_slice::<ErrorBody>(body)
         .map(|body| body.error)
         .unwrap_or_default();
-    tracing::warn!(status, code = %error.code, request_id, "Graph refused the call");
+    tracing::warn!(status, code = %error.code, graph_request_id = request_id, "Graph refused the call");
     let mut message: String = error.message.chars().take(MAX_MESSAGE_CHARS).collect();
     if message.len() < error.message.len() {
         message.push('…');

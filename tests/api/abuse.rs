@@ -331,23 +331,129 @@ async fn an_unreachable_or_failing_captcha_provider_fails_closed() {
 }
 
 async fn limited_app(limits: &str) -> TestApp {
+    limited_app_behind(limits, 1).await
+}
+
+/// With `hops` trusted proxies (`SIGNUP_TRUSTED_PROXY_HOPS`).
+async fn limited_app_behind(limits: &str, hops: usize) -> TestApp {
     let limits = RateLimitSettings::parse(limits).unwrap();
     spawn_app_with(&crate::helpers::default_policy(), move |s| {
-        s.rate_limits = limits
+        s.rate_limits = limits;
+        s.trusted_proxy_hops = hops;
     })
     .await
 }
 
 impl TestApp {
     async fn sign_up_from(&self, email: &str, forwarded_for: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/signup", self.address))
-            .header("x-forwarded-for", forwarded_for)
-            .json(&json!({"email": email, "displayName": "Someone"}))
-            .send()
+        self.sign_up_with(email, Some(forwarded_for.as_bytes()))
             .await
-            .unwrap()
     }
+
+    /// A sign-up with `X-Forwarded-For` as raw bytes (a client may send any), or without one.
+    async fn sign_up_with(&self, email: &str, forwarded_for: Option<&[u8]>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/api/signup", self.address))
+            .json(&json!({"email": email, "displayName": "Someone"}));
+        if let Some(value) = forwarded_for {
+            let value = reqwest::header::HeaderValue::from_bytes(value).unwrap();
+            request = request.header("x-forwarded-for", value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Statuses of `n` sign-ups (new addresses) with `forwarded_for`.
+    async fn statuses_from(&self, tag: &str, n: usize, forwarded_for: Option<&[u8]>) -> Vec<u16> {
+        let mut statuses = Vec::new();
+        for i in 0..n {
+            let response = self
+                .sign_up_with(&format!("{tag}{i}@contoso.com"), forwarded_for)
+                .await;
+            statuses.push(response.status().as_u16());
+        }
+        statuses
+    }
+}
+
+#[tokio::test]
+async fn a_byte_that_is_not_text_does_not_switch_the_ip_limit_off() {
+    // Behind Front Door (two trusted hops), as the issue reproduced it: the same header in
+    // ASCII and with one byte that is not text both get 429 from the 6th sign-up.
+    for (description, header) in [
+        ("ASCII", &b"198.51.100.7, 203.0.113.78"[..]),
+        ("not text", &b"198.51.100.7\xff, 203.0.113.78"[..]),
+    ] {
+        let app = limited_app_behind("ip=5/1h,domain=100/1h,address=100/1d", 2).await;
+        let statuses = app.statuses_from("u", 7, Some(header)).await;
+        assert_eq!(
+            statuses,
+            [202, 202, 202, 202, 202, 429, 429],
+            "{description}"
+        );
+    }
+
+    // The byte in the client's own entry spoils that entry only: the trusted entries are
+    // read, and the sign-ups count against the address the proxies reported.
+    let app = limited_app_behind("ip=5/1h,domain=100/1h,address=100/1d", 2).await;
+    let spoiled = app
+        .statuses_from(
+            "a",
+            3,
+            Some(b"198.51.100.7\xff, 203.0.113.78, 10.0.0.4:5000"),
+        )
+        .await;
+    let clean = app
+        .statuses_from("b", 3, Some(b"192.0.2.1, 203.0.113.78, 10.0.0.4:5000"))
+        .await;
+    assert_eq!((spoiled, clean), (vec![202; 3], vec![202, 202, 429]));
+    assert_eq!(
+        app.statuses_from("c", 1, Some(b"203.0.113.79, 10.0.0.4"))
+            .await,
+        [202],
+        "another client is not affected"
+    );
+}
+
+#[tokio::test]
+async fn sign_ups_without_a_known_address_share_one_bucket() {
+    let app = limited_app("ip=3/1h,domain=100/1h,address=100/1d").await;
+    // No header (the front end always adds one), an entry that is not an address, and one
+    // that is not text: no client address, one shared bucket.
+    let unknown: [Option<&[u8]>; 4] = [None, Some(b"not-an-ip"), Some(b"\xff\xfe"), None];
+    let mut statuses = Vec::new();
+    for (i, header) in unknown.into_iter().enumerate() {
+        statuses.extend(app.statuses_from(&format!("n{i}-"), 1, header).await);
+    }
+    assert_eq!(statuses, [202, 202, 202, 429]);
+    // Two trusted hops and one entry: a call that bypassed a proxy is unknown too.
+    let app = limited_app_behind("ip=2/1h,domain=100/1h,address=100/1d", 2).await;
+    assert_eq!(
+        app.statuses_from("d", 3, Some(b"203.0.113.78")).await,
+        [202, 202, 429]
+    );
+    assert_eq!(
+        app.statuses_from("e", 1, None).await,
+        [429],
+        "the same bucket"
+    );
+    // A client whose address is known has a bucket of its own.
+    assert_eq!(
+        app.statuses_from("f", 1, Some(b"203.0.113.78, 10.0.0.4"))
+            .await,
+        [202]
+    );
+}
+
+#[tokio::test]
+async fn no_trusted_hops_turns_the_ip_limit_off_by_setting() {
+    // SIGNUP_TRUSTED_PROXY_HOPS=0 trusts no entry: the IP limit is off by configuration,
+    // while the domain and address limits still count.
+    let app = limited_app_behind("ip=2/1h,domain=4/1h,address=100/1d", 0).await;
+    assert_eq!(
+        app.statuses_from("g", 5, Some(b"203.0.113.78")).await,
+        [202, 202, 202, 202, 429]
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod graph_live;
 mod helpers;
 mod html_form;
 mod layout;
+mod logs;
 mod signup;
 mod startup;
 mod storage;

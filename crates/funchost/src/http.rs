@@ -305,20 +305,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Appends the caller's address to `X-Forwarded-For`, as Azure's front end does, so the
-/// handler's per-IP limits see the same header shape locally as in Azure.
+/// handler's per-IP limits see the same header shape locally as in Azure. What the caller
+/// sent is kept byte for byte, text or not: the handler must cope with whatever a client
+/// writes there, and a runner that dropped such a header would hide what it does.
 fn append_forwarded_for(headers: &mut HeaderMap, peer: Option<std::net::SocketAddr>) {
     let Some(peer) = peer else { return };
-    let existing: Vec<String> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_owned))
-        .collect();
-    let mut value = existing.join(", ");
-    if !value.is_empty() {
-        value.push_str(", ");
+    let mut value: Vec<u8> = Vec::new();
+    for existing in headers.get_all("x-forwarded-for") {
+        value.extend_from_slice(existing.as_bytes());
+        value.extend_from_slice(b", ");
     }
-    value.push_str(&peer.ip().to_string());
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    value.extend_from_slice(peer.ip().to_string().as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&value) {
         headers.insert("x-forwarded-for", value);
     }
 }

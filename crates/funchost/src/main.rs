@@ -83,15 +83,28 @@ async fn run(args: Args) -> ExitCode {
 }
 
 /// Text logs on stderr-like stdout, `RUST_LOG` as given (default `info`), colour only at a
-/// terminal.
+/// terminal. As in the handler (src/telemetry.rs), other crates log at `info` at most
+/// whatever `RUST_LOG` says: below it azure_core dumps each queue request with its
+/// `authorization: SharedKey …` header, and the handler started with the same `RUST_LOG`
+/// keeps its own promise.
 fn init_logs() {
     use std::io::IsTerminal;
+    use tracing_subscriber::{
+        filter::{LevelFilter, Targets},
+        layer::SubscriberExt,
+        util::SubscriberInitExt,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ceiling = Targets::new()
+        .with_default(LevelFilter::INFO)
+        .with_target(env!("CARGO_CRATE_NAME"), LevelFilter::TRACE);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
+        .finish()
+        .with(ceiling)
         .try_init();
 }
 

@@ -186,6 +186,22 @@ async fn the_caller_s_address_is_appended_to_x_forwarded_for_as_azure_does() {
         forwarded.header("x-forwarded-for"),
         Some("198.51.100.1, 127.0.0.1")
     );
+
+    // Bytes that are not text are passed on as sent, not dropped with the whole header.
+    client()
+        .get(host.url("/api/items/2"))
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"198.51.100.7\xff, 203.0.113.78").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let forwarded = handler.next_to("/api/items", Duration::from_secs(5)).await;
+    assert_eq!(
+        forwarded.headers["x-forwarded-for"].as_bytes(),
+        b"198.51.100.7\xff, 203.0.113.78, 127.0.0.1"
+    );
 }
 
 #[tokio::test]
