@@ -22,6 +22,9 @@
 //!   inside it.
 //! - [`graph`]: Microsoft Graph (invitations, group members) with a shared, single-flight
 //!   token cache; errors sorted into transient (the host retries) and permanent.
+//! - [`auth`]: who calls the admin API — Entra ID v2.0 access tokens (RS256, the tenant's
+//!   keys cached and refreshed single-flight, `iss`/`aud`/`tid`/`exp`/`nbf`, app roles
+//!   `Signup.Read` / `Signup.Approve`), giving the verified administrator who decided.
 //! - [`problem`]: RFC 9457 errors with stable codes.
 //! - [`app`]: binds the port first, then serves every route; [`settings`] reads every
 //!   setting once; [`telemetry`] sets up logs; [`cli`] is the command line, [`admin`] its
@@ -48,6 +51,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod abuse;
 pub mod admin;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod domain;

@@ -27,6 +27,11 @@ pub enum ErrorCode {
     MethodNotAllowed,
     AlreadyDecided,
     NotPending,
+    /// The admin API: no access token, or one that is not accepted (which check failed is
+    /// never said). Answered with `WWW-Authenticate: Bearer`.
+    Unauthenticated,
+    /// The admin API: a valid token without the role the action needs.
+    Forbidden,
     ServiceUnavailable,
     InternalError,
 }
@@ -48,6 +53,8 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::AlreadyDecided => "already_decided",
             Self::NotPending => "not_pending",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
         }
@@ -61,7 +68,10 @@ impl ErrorCode {
             | Self::InvalidField
             | Self::InvalidRequest
             | Self::CaptchaFailed => StatusCode::BAD_REQUEST,
-            Self::DomainNotAllowed | Self::AccessNotAllowed => StatusCode::FORBIDDEN,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::DomainNotAllowed | Self::AccessNotAllowed | Self::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::AlreadyDecided | Self::NotPending => StatusCode::CONFLICT,
@@ -89,6 +99,8 @@ impl ErrorCode {
             Self::MethodNotAllowed => "Method not allowed",
             Self::AlreadyDecided => "Already decided",
             Self::NotPending => "Not waiting for approval",
+            Self::Unauthenticated => "Not signed in",
+            Self::Forbidden => "Not allowed",
             Self::ServiceUnavailable => "Service temporarily unavailable",
             Self::InternalError => "Internal error",
         }
@@ -191,6 +203,11 @@ impl warp::Reply for Problem {
         );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.code == ErrorCode::Unauthenticated {
+            // RFC 6750 §3: a 401 names the scheme the caller should use. No `error`
+            // parameter: it would say more about why the token failed than the detail does.
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::{
     abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
+    auth::{AdminAuthConfigError, AdminAuthSettings},
     graph::{GraphConfigError, GraphSettings},
     site_base::{SITE_URL_SETTING, SiteBase},
     storage::{ConnectionError, StorageAccount},
@@ -41,6 +42,10 @@ pub struct Settings {
     /// `AZURE_CLIENT_SECRET` or a managed identity, `AZURE_AUTHORITY_HOST`, timeouts);
     /// `None` when no credential is configured, which only a dry run accepts.
     pub graph: Option<GraphSettings>,
+    /// The admin API's tokens (`SIGNUP_ADMIN_APP_ID`, `AZURE_TENANT_ID`,
+    /// `AZURE_AUTHORITY_HOST`); `None` when `SIGNUP_ADMIN_APP_ID` is unset: the admin API
+    /// is off.
+    pub admin_auth: Option<AdminAuthSettings>,
     /// `APPROVAL_WEBHOOK_URL`: a Teams or Slack incoming webhook told about each request
     /// that starts waiting for approval. Optional.
     pub approval_webhook: Option<reqwest::Url>,
@@ -77,6 +82,8 @@ pub enum SettingsError {
     Storage(#[from] ConnectionError),
     #[error(transparent)]
     Graph(#[from] GraphConfigError),
+    #[error(transparent)]
+    AdminAuth(#[from] AdminAuthConfigError),
 }
 
 impl Settings {
@@ -111,6 +118,7 @@ impl Settings {
                 }
             },
             graph: GraphSettings::from_lookup(&lookup)?,
+            admin_auth: AdminAuthSettings::from_lookup(&lookup)?,
             approval_webhook: match lookup("APPROVAL_WEBHOOK_URL").filter(|v| !v.trim().is_empty())
             {
                 None => None,
@@ -300,6 +308,29 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.stale_after, time::Duration::minutes(2));
         assert_eq!(s.stale_after, DEFAULT_LEASE);
+        assert!(
+            s.admin_auth.is_none(),
+            "the admin API is off unless configured"
+        );
+    }
+
+    #[test]
+    fn the_admin_api_reads_its_app_id_and_shares_the_tenant_with_graph() {
+        let storage = ("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+        let tenant = ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47");
+        let app = (
+            "SIGNUP_ADMIN_APP_ID",
+            "6e3c1f0a-7b7d-4c4e-9a55-0c2f7d1b9e01",
+        );
+        let s = settings(&[storage, tenant, app]).unwrap();
+        let admin = s.admin_auth.unwrap();
+        assert_eq!(admin.tenant_id().as_str(), tenant.1);
+        assert!(matches!(
+            settings(&[storage, app]),
+            Err(SettingsError::AdminAuth(
+                AdminAuthConfigError::MissingTenant
+            ))
+        ));
     }
 
     #[test]

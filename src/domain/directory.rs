@@ -1,6 +1,7 @@
-//! Ids of Entra ID directory objects: the groups an access option grants and the guest
-//! users invitations create. Both are GUIDs; each has its own type so a group id cannot be
-//! passed where a user id belongs (`add_member(group, user)` swapped compiles no more).
+//! Ids of Entra ID directory objects: the groups an access option grants, the guest users
+//! invitations create, and — for the admin API's tokens — the tenant, the app registrations
+//! and the administrator who acted. All are GUIDs; each has its own type so a group id cannot
+//! be passed where a user id belongs (`add_member(group, user)` swapped compiles no more).
 
 use std::{fmt, marker::PhantomData};
 
@@ -17,6 +18,17 @@ pub type GroupId = ObjectId<Group>;
 /// A user's object id (the guest's `invitedUser.id`), as the row's `InvitedUserId` keeps it.
 pub type UserId = ObjectId<User>;
 
+/// A tenant's id (`AZURE_TENANT_ID`, a token's `tid`).
+pub type TenantId = ObjectId<Tenant>;
+/// An app registration's application (client) id: `SIGNUP_ADMIN_APP_ID`, or an app-only
+/// token's `azp` (the calling application).
+/// <https://learn.microsoft.com/entra/identity-platform/access-token-claims-reference>
+pub type AppId = ObjectId<Application>;
+/// A security principal's object id, a token's `oid`: the user, or the calling
+/// application's service principal, as the row's `DecidedById` keeps it. Stable across
+/// applications and sign-in names, unlike `preferred_username`.
+pub type PrincipalId = ObjectId<SecurityPrincipal>;
+
 /// What kind of object an [`ObjectId`] names; the name shows in `Debug`.
 pub trait ObjectKind {
     const NAME: &'static str;
@@ -28,6 +40,28 @@ pub enum Group {}
 /// Marks a [`UserId`].
 #[derive(Debug)]
 pub enum User {}
+
+/// Marks a [`TenantId`].
+#[derive(Debug)]
+pub enum Tenant {}
+/// Marks an [`AppId`].
+#[derive(Debug)]
+pub enum Application {}
+/// Marks a [`PrincipalId`].
+#[derive(Debug)]
+pub enum SecurityPrincipal {}
+
+impl ObjectKind for Tenant {
+    const NAME: &'static str = "TenantId";
+}
+
+impl ObjectKind for Application {
+    const NAME: &'static str = "AppId";
+}
+
+impl ObjectKind for SecurityPrincipal {
+    const NAME: &'static str = "PrincipalId";
+}
 
 impl ObjectKind for Group {
     const NAME: &'static str = "GroupId";

@@ -9,8 +9,11 @@ mod email;
 mod request;
 mod text;
 
-pub use decider::Decider;
-pub use directory::{Group, GroupId, ObjectId, ObjectKind, User, UserId};
+pub use decider::{Administrator, AdministratorName, Decider};
+pub use directory::{
+    AppId, Application, Group, GroupId, ObjectId, ObjectKind, PrincipalId, SecurityPrincipal,
+    Tenant, TenantId, User, UserId,
+};
 pub use email::{EmailAddress, EmailDomain, EmailError};
 pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
 pub use text::{DisplayName, FreeText, TextError};

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 pub use client::GraphClient;
 pub use settings::{GraphConfigError, GraphCredential, GraphSettings};
+pub(crate) use settings::{authority_host, is_https_or_loopback};
 pub use token::{TokenCache, TokenError};
 
 use crate::{
@@ -172,7 +173,7 @@ impl GraphError {
 
 /// `error: cause: cause …` for one log field (reqwest and azure_core keep the useful part in
 /// the sources).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

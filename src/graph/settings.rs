@@ -90,10 +90,12 @@ impl GraphSettings {
                     client_secret: Secret::new(client_secret),
                 }
             }
-            (None, None, None) if get("IDENTITY_ENDPOINT").is_some() => {
+            // A tenant alone is no half client secret: it also names the tenant whose
+            // tokens the admin API accepts (`src/auth`), beside a managed identity.
+            (_, None, None) if get("IDENTITY_ENDPOINT").is_some() => {
                 GraphCredential::ManagedIdentity
             }
-            (None, None, None) => return Ok(None),
+            (_, None, None) => return Ok(None),
             (tenant, client, secret) => {
                 let set = [tenant.is_some(), client.is_some(), secret.is_some()];
                 let names = |wanted: bool| {
@@ -115,7 +117,7 @@ impl GraphSettings {
         Ok(Some(GraphSettings {
             base_url: parse_url(&get, "GRAPH_BASE_URL", DEFAULT_BASE_URL)?,
             credential,
-            authority_host: parse_url(&get, "AZURE_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST)?,
+            authority_host: authority_host(&get)?,
             timeout: parse_seconds(
                 &get,
                 "GRAPH_TIMEOUT_SECONDS",
@@ -129,6 +131,26 @@ impl GraphSettings {
                 (0.0..=60.0, "a number of seconds from 0 to 60"),
             )?,
         }))
+    }
+}
+
+/// `AZURE_AUTHORITY_HOST`, default `https://login.microsoftonline.com`: where Entra ID is
+/// (another host in national clouds). Read the same way for the Graph credential and for the
+/// admin API's token validation (`src/auth`).
+pub(crate) fn authority_host(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Url, GraphConfigError> {
+    parse_url(get, "AZURE_AUTHORITY_HOST", DEFAULT_AUTHORITY_HOST)
+}
+
+/// Whether secrets, tokens or signing keys may travel to or come from `url`: `https://`,
+/// or `http://` on loopback (mock servers in tests).
+pub(crate) fn is_https_or_loopback(url: &Url) -> bool {
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => url.host_str().is_some(),
+        "http" => loopback,
+        _ => false,
     }
 }
 
@@ -146,11 +168,10 @@ fn parse_url(
         value: value.clone(),
     };
     let url = Url::parse(value.trim()).map_err(|_| invalid())?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    match url.scheme() {
-        "https" if url.host_str().is_some() => Ok(url),
-        "http" if loopback => Ok(url),
-        _ => Err(invalid()),
+    if is_https_or_loopback(&url) {
+        Ok(url)
+    } else {
+        Err(invalid())
     }
 }
 

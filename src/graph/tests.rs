@@ -951,7 +951,7 @@ fn settings_choose_the_credential() {
         client_secret: crate::secret::Secret::new(SECRET),
     };
     let identity = ("IDENTITY_ENDPOINT", "http://localhost:8081/msi/token");
-    let cases: [(&str, Vars, Option<GraphCredential>); 4] = [
+    let cases: [(&str, Vars, Option<GraphCredential>); 6] = [
         ("nothing configured", vec![], None),
         (
             "client secret",
@@ -962,6 +962,16 @@ fn settings_choose_the_credential() {
             "managed identity",
             vec![identity],
             Some(GraphCredential::ManagedIdentity),
+        ),
+        (
+            "managed identity, the tenant set for the admin API",
+            vec![identity, ("AZURE_TENANT_ID", TENANT)],
+            Some(GraphCredential::ManagedIdentity),
+        ),
+        (
+            "the tenant alone is no credential",
+            vec![("AZURE_TENANT_ID", TENANT)],
+            None,
         ),
         (
             "an explicit client secret wins over the platform identity",
@@ -1013,12 +1023,9 @@ fn settings_have_defaults_and_take_overrides() {
 fn bad_settings_are_named() {
     let cases: [(&str, Vars, &[&str]); 7] = [
         (
-            "tenant without client and secret",
-            vec![("AZURE_TENANT_ID", TENANT)],
-            &[
-                "AZURE_CLIENT_ID and AZURE_CLIENT_SECRET not set",
-                "AZURE_TENANT_ID is",
-            ],
+            "a secret alone",
+            vec![("AZURE_CLIENT_SECRET", SECRET)],
+            &["AZURE_TENANT_ID and AZURE_CLIENT_ID not set"],
         ),
         (
             "no secret",
@@ -1093,34 +1100,10 @@ fn debug_output_never_shows_the_client_secret() {
 
 // ---------------------------------------------------------------- logs
 
-/// Everything written to the log, for checking what must not be in it.
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_carry_status_and_request_id_but_no_secret_token_or_address() {
     // Arrange: a token refresh after a 401, an invitation, and a refused group add.
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = test_support::logs::LogBuffer::capture();
     let server = MockServer::start().await;
     token_endpoint(&server)
         .respond_with(token_response("first-access-token", 3599))
@@ -1159,7 +1142,7 @@ async fn logs_carry_status_and_request_id_but_no_secret_token_or_address() {
 
     // Assert
     assert!(matches!(refused, Err(GraphError::Permanent { .. })));
-    let logs = String::from_utf8_lossy(&logs.0.lock().expect("log buffer")).into_owned();
+    let logs = logs.text();
     for needle in [
         "req-invite-1",
         "req-failed-1",

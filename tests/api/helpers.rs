@@ -60,6 +60,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         dry_run: true,
         log_format: LogFormat::Text,
         graph: None,
+        admin_auth: None,
         approval_webhook: None,
         public_base_url: None,
         captcha: None,

@@ -7,12 +7,17 @@
 //! - [`entra`]: the Microsoft Entra ID token endpoint and Graph invitation answers as mocks
 //!   (wiremock), reached through the settings an operator uses (`AZURE_AUTHORITY_HOST`,
 //!   `GRAPH_BASE_URL`);
+//! - [`identity`]: Entra ID as the admin API sees it — OpenID configuration, JWKS, and
+//!   access tokens signed with test-only keys;
+//! - [`logs`]: an in-memory log writer, for what must never be logged;
 //! - [`workspace_root`] and [`funchost_bin`]: where the project's files and the local
 //!   Functions host's binary are, for tests of another package than the one that builds it.
 
 pub mod azurite;
 pub mod entra;
 pub mod funchost;
+pub mod identity;
+pub mod logs;
 
 use std::path::PathBuf;
 
