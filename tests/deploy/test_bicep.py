@@ -341,7 +341,7 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
     assert is_ref(settings["GRAPH_BASE_URL"], "graphBaseUrl")
     assert is_ref(settings["RUST_LOG"], "rustLog")
     assert "SIGNUP_SITE_URL" in settings, "no-JavaScript form posts are redirected to the page's origin"
-    # Identity-based host storage, read by the host and by src/storage/connection.rs.
+    # Identity-based host storage, read by the host and by crates/webjobs-storage/src/lib.rs.
     assert property_path(settings["AzureWebJobsStorage__accountName"]) == ["storage", "name"]
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
     assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
@@ -383,14 +383,14 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
 def test_host_storage_is_reached_by_the_accounts_own_endpoints(parsed):
     """National clouds and custom DNS: the service URIs come from the account, not from its name
     (https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity);
-    src/storage/connection.rs prefers them over __accountName."""
+    crates/webjobs-storage/src/lib.rs prefers them over __accountName."""
     settings = app_settings(parsed)
     for service in ("blob", "queue", "table"):
         name = f"AzureWebJobsStorage__{service}ServiceUri"
         assert name in settings, f"{name} is not set"
         assert property_path(settings[name]) == ["storage", "properties", "primaryEndpoints", service], name
     assert settings["AzureWebJobsStorage__credential"] == "managedidentity"
-    source = (REPO_ROOT / "src" / "storage" / "connection.rs").read_text(encoding="utf-8")
+    source = (REPO_ROOT / "crates" / "webjobs-storage" / "src" / "lib.rs").read_text(encoding="utf-8")
     for service in ("table", "queue"):
         assert f'service_uri("{service}")' in source, f"the binary does not read __{service}ServiceUri"
     # No endpoint is spelled out for the public cloud anywhere in the templates.
