@@ -8,7 +8,9 @@
 //   RBAC            data-plane roles for that identity, scoped to the resources it uses
 //
 // Microsoft Graph permissions for the identity are granted separately, by a tenant
-// administrator: graph-permissions.bicep. Deploy, package and publish: docs/DEPLOY.md.
+// administrator: graph-permissions.bicep. The admin API's app registration is also created
+// separately, with a tenant role (admin-api.bicep); its appId comes back here as adminApiAppId.
+// Deploy, package and publish: docs/DEPLOY.md.
 
 targetScope = 'resourceGroup'
 
@@ -54,6 +56,9 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 1
+
+@description('Application (client) id of the admin API\'s app registration: the appId output of admin-api.bicep. Set as SIGNUP_ADMIN_APP_ID; empty: the admin API is off (every call 401).')
+param adminApiAppId string = ''
 
 @description('RUST_LOG filter for the handler.')
 param rustLog string = 'info'
@@ -141,6 +146,7 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     rustLog: rustLog
+    adminApiAppId: adminApiAppId
     disableBasicPublishingCredentials: disableBasicPublishingCredentials
   }
 }

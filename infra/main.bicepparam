@@ -31,6 +31,11 @@ param instanceMemoryMB = 2048
 // docs/DEPLOY.md, "Scale", before raising it.
 param maximumInstanceCount = 1
 param rustLog = 'info'
+
+// The admin API: the appId output of infra/admin-api.bicep (deployed by someone with Cloud
+// Application Administrator; docs/DEPLOY.md, "The admin API's app registration"). Empty keeps
+// the admin API off until it exists.
+param adminApiAppId = ''
 param logRetentionDays = 30
 param logDailyQuotaGb = 1
 

@@ -51,6 +51,9 @@ param maximumInstanceCount int
 @description('RUST_LOG filter for the handler, e.g. info or b2b_signup=debug.')
 param rustLog string
 
+@description('The admin API\'s app registration (SIGNUP_ADMIN_APP_ID): its tokens\' audience. Empty: the admin API is off.')
+param adminApiAppId string = ''
+
 @description('Turn off FTP and SCM basic-auth publishing credentials (deploy with Microsoft Entra ID instead).')
 param disableBasicPublishingCredentials bool
 
@@ -162,6 +165,18 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SIGNUP_SITE_URL'
           value: empty(signupSiteUrl) ? '/' : signupSiteUrl
+        }
+        // The admin API accepts access tokens issued for this app registration
+        // (admin-api.bicep) by this tenant only. AZURE_TENANT_ID alone is no credential: the
+        // Graph client uses a client secret only with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET
+        // beside it (src/graph/settings.rs), and neither is ever set here.
+        {
+          name: 'SIGNUP_ADMIN_APP_ID'
+          value: adminApiAppId
+        }
+        {
+          name: 'AZURE_TENANT_ID'
+          value: tenant().tenantId
         }
       ]
     }

@@ -30,9 +30,10 @@ GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_PERMISSIONS = ["User.Invite.All", "GroupMember.ReadWrite.All", "User.Read.All"]
 GUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
 # App setting names that would carry a credential, or switch the app to a client secret
-# credential (src/graph/settings.rs reads AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET).
+# credential (src/graph/settings.rs uses one only with AZURE_TENANT_ID, AZURE_CLIENT_ID and
+# AZURE_CLIENT_SECRET all set; AZURE_TENANT_ID alone names the admin API's tenant).
 SECRET_SETTING = re.compile(r"SECRET|PASSWORD|ACCOUNTKEY|ACCESSKEY|INSTRUMENTATIONKEY|SAS\b|TOKEN", re.I)
-FORBIDDEN_SETTINGS = {"AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AzureWebJobsStorage"}
+FORBIDDEN_SETTINGS = {"AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID", "AzureWebJobsStorage"}
 SECRET_VALUE = re.compile(r"AccountKey=|SharedAccessSignature=|[?&]sig=|InstrumentationKey=", re.I)
 
 
@@ -112,7 +113,7 @@ def bicep_source_without_comments(path: Path) -> str:
 
 def test_every_bicep_file_parses(parsed, bicep_files):
     assert set(parsed) == {path.relative_to(INFRA).as_posix() for path in bicep_files}
-    assert {"main.bicep", "graph-permissions.bicep"} <= set(parsed)
+    assert {"main.bicep", "graph-permissions.bicep", "admin-api.bicep"} <= set(parsed)
 
 
 def test_main_passes_every_required_module_parameter_and_no_unknown_one(parsed):
@@ -413,7 +414,8 @@ def test_no_app_setting_is_or_enables_a_secret(parsed):
 
 @pytest.mark.parametrize("relative", ["main.bicep", "modules/function-app.bicep", "modules/storage.bicep",
                                       "modules/monitoring.bicep", "modules/signup-site.bicep",
-                                      "modules/role-assignments.bicep", "graph-permissions.bicep"])
+                                      "modules/role-assignments.bicep", "graph-permissions.bicep",
+                                      "admin-api.bicep", "modules/app-identifier-uri.bicep"])
 def test_no_key_is_read_anywhere(parsed, relative):
     tree = parsed[relative]
     for node in walk(tree):
@@ -523,3 +525,157 @@ def test_graph_permissions_are_exactly_invite_and_group_membership(parsed):
     script = (INFRA / "grant-graph-permissions.sh").read_text(encoding="utf-8")
     match = re.search(r"^PERMISSIONS=\(([^)]*)\)", script, re.M)
     assert match and match.group(1).split() == GRAPH_PERMISSIONS
+
+
+# --- the admin API's app registration (issue 16, item 5) ------------------------------------------
+
+ADMIN_API = "admin-api.bicep"
+IDENTIFIER_URI_MODULE = "modules/app-identifier-uri.bicep"
+ADMIN_ROLES = ["Signup.Read", "Signup.Approve"]
+# The Microsoft Azure CLI's well-known client id: the only GUID admin-api.bicep may spell out.
+AZURE_CLI_APP_ID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+
+
+def _admin_app(parsed) -> dict:
+    return the_resource(parsed[ADMIN_API], "Microsoft.Graph/applications")
+
+
+def _roles_by_value(parsed) -> dict[str, dict]:
+    return {str(role["value"]): role for role in _admin_app(parsed)["appRoles"]}
+
+
+def _is_tenant_id(value) -> bool:
+    """`tenant().tenantId` as pycep parses it."""
+    operator = value.get("operator", {}) if isinstance(value, dict) else {}
+    operands = operator.get("operands", {})
+    return (
+        operator.get("type") == "property_accessor"
+        and operands.get("operand_1") == {"function": {"type": "tenant"}}
+        and operands.get("operand_2") == "tenantId"
+    )
+
+
+def test_the_admin_api_registration_is_single_tenant_idempotent_and_asks_for_v2_tokens(parsed):
+    tree = parsed[ADMIN_API]
+    assert "microsoftGraphV1" in tree["extensions"]
+    app = _admin_app(parsed)
+    # uniqueName is the extension's client-provided key: without it no redeployment finds the app.
+    assert is_ref(app["uniqueName"], "uniqueName")
+    assert tree["parameters"]["uniqueName"]["default"], "a default uniqueName keeps redeployments on one app"
+    assert is_ref(app["displayName"], "displayName")
+    assert app["signInAudience"] == "AzureADMyOrg"
+    # The handler accepts v2.0 access tokens only (DESIGN: "v2.0 tokens").
+    assert app["api"]["requestedAccessTokenVersion"] == 2
+
+
+def test_the_admin_api_declares_both_roles_with_stable_ids(parsed):
+    tree = parsed[ADMIN_API]
+    roles = _roles_by_value(parsed)
+    assert sorted(roles) == sorted(ADMIN_ROLES)
+    ids = set()
+    for value, role in roles.items():
+        assert role["allowedMemberTypes"] == ["User", "Application"], value
+        assert role["isEnabled"] is True, value
+        assert role["description"] and role["displayName"], value
+        # The id is a variable derived with guid(tenant, uniqueName, role): the same on every
+        # deployment of one installation, so assignments made against it keep working.
+        assert isinstance(role["id"], BicepElement), f"{value}: the role id must come from a variable"
+        derived = tree["variables"][str(role["id"])]["value"]["function"]
+        assert derived["type"] == "guid", value
+        arguments = list(derived["parameters"].values())
+        assert _is_tenant_id(arguments[0]), value
+        assert is_ref(arguments[1], "uniqueName") and arguments[2] == value, value
+        ids.add(str(role["id"]))
+    assert len(ids) == 2
+    # No GUID copied by hand: only the Azure CLI's well-known client id is written in.
+    source = bicep_source_without_comments(INFRA / ADMIN_API)
+    assert set(GUID.findall(source)) <= {AZURE_CLI_APP_ID}
+
+
+def test_the_identifier_uri_is_api_app_id_set_once_the_app_exists(parsed):
+    """The appId exists only after creation: a module declares the same app (same uniqueName)
+    again with identifierUris ['api://<appId>'] (modules/app-identifier-uri.bicep)."""
+    modules = parsed[ADMIN_API]["modules"]
+    calls = [body(module) for module in modules.values() if module["detail"]["path"] == IDENTIFIER_URI_MODULE]
+    assert len(calls) == 1, f"{ADMIN_API} does not deploy {IDENTIFIER_URI_MODULE}"
+    params = calls[0]["params"]
+    assert is_ref(params["uniqueName"], "uniqueName"), "the module must update the same app"
+    assert is_ref(params["displayName"], "displayName")
+    app_symbol = next(name for name, res in parsed[ADMIN_API]["resources"].items()
+                      if res["type"] == "Microsoft.Graph/applications")
+    assert property_path(params["appId"]) == [app_symbol, "appId"]
+
+    module = parsed[IDENTIFIER_URI_MODULE]
+    assert "microsoftGraphV1" in module["extensions"]
+    again = the_resource(module, "Microsoft.Graph/applications")
+    assert is_ref(again["uniqueName"], "uniqueName") and is_ref(again["displayName"], "displayName")
+    assert again["identifierUris"] == ["api://${appId}"]
+    # Nothing else is declared there, so the PATCH leaves the roles and api settings alone.
+    assert set(again) == {"uniqueName", "displayName", "identifierUris"}
+    assert parsed[ADMIN_API]["outputs"]["identifierUri"]
+
+
+def test_only_assigned_principals_get_tokens_for_the_admin_api(parsed):
+    tree = parsed[ADMIN_API]
+    sp = the_resource(tree, "Microsoft.Graph/servicePrincipals")
+    app_symbol = next(name for name, res in tree["resources"].items() if res["type"] == "Microsoft.Graph/applications")
+    assert property_path(sp["appId"]) == [app_symbol, "appId"]
+    assert sp["appRoleAssignmentRequired"] is True
+
+
+def test_the_approvers_group_gets_signup_approve(parsed):
+    tree = parsed[ADMIN_API]
+    roles = _roles_by_value(parsed)
+    approve, read = str(roles["Signup.Approve"]["id"]), str(roles["Signup.Read"]["id"])
+    sp_symbol = next(name for name, res in tree["resources"].items() if res["type"] == "Microsoft.Graph/servicePrincipals")
+    assignments = {
+        name: res for name, res in tree["resources"].items() if res["type"] == "Microsoft.Graph/appRoleAssignedTo"
+    }
+    by_principal = {}
+    for name, res in assignments.items():
+        config = body(res)
+        assert property_path(config["resourceId"]) == [sp_symbol, "id"], name
+        principal = config["principalId"]
+        if "loop_type" in res["config"]:
+            principal = res["config"]["loop_type"]["detail"]["array_name"]
+            assert is_ref(config["principalId"], res["config"]["loop_type"]["detail"]["item_name"]), name
+        by_principal[str(principal)] = (str(config["appRoleId"]), res["config"])
+    assert by_principal["approversGroupId"][0] == approve
+    # Optional: deployed only when a group is named (the parameter's default is empty).
+    assert tree["parameters"]["approversGroupId"]["default"] == ""
+    assert "condition" in by_principal["approversGroupId"][1], "no group, no assignment"
+    # Entra ID Free has no group-based assignment: users one by one, per role.
+    assert by_principal["approverUserIds"][0] == approve
+    assert by_principal["readerUserIds"][0] == read
+    assert set(by_principal) == {"approversGroupId", "approverUserIds", "readerUserIds"}
+
+
+def test_the_admin_api_app_gets_no_secret_and_outputs_its_id(parsed):
+    for file in (ADMIN_API, IDENTIFIER_URI_MODULE):
+        tree = parsed[file]
+        for node in walk(tree):
+            if isinstance(node, dict):
+                assert not {"passwordCredentials", "keyCredentials"} & set(node), f"{file} gives the app a credential"
+        types = {res["type"] for res in tree["resources"].values()}
+        assert "Microsoft.Graph/applications/federatedIdentityCredentials" not in types, file
+        for name, param in tree["parameters"].items():
+            assert "secure" not in json.dumps(param["decorators"], default=str), f"{file} takes a secret: {name}"
+    outputs = parsed[ADMIN_API]["outputs"]
+    app_symbol = next(name for name, res in parsed[ADMIN_API]["resources"].items()
+                      if res["type"] == "Microsoft.Graph/applications")
+    assert property_path(outputs["appId"]["value"]) == [app_symbol, "appId"]
+
+
+def test_the_function_app_gets_the_admin_app_id_and_the_tenant(parsed):
+    settings = app_settings(parsed)
+    assert is_ref(settings["SIGNUP_ADMIN_APP_ID"], "adminApiAppId")
+    assert _is_tenant_id(settings["AZURE_TENANT_ID"]), "AZURE_TENANT_ID must be tenant().tenantId"
+    function_app = parsed["modules/function-app.bicep"]["parameters"]["adminApiAppId"]
+    assert function_app["type"] == "string"
+    main = parsed["main.bicep"]
+    assert main["parameters"]["adminApiAppId"]["default"] == "", "empty: the admin API is off until it exists"
+    assert is_ref(body(main["modules"]["functionApp"])["params"]["adminApiAppId"], "adminApiAppId")
+    example = (INFRA / "main.bicepparam").read_text(encoding="utf-8")
+    assert re.search(r"^param adminApiAppId = ''$", example, re.M)
+    # A client secret credential stays impossible: the tenant is set, its partners never are.
+    assert not {"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"} & set(settings)

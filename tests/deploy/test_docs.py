@@ -183,3 +183,26 @@ def test_readme_points_to_the_architecture_document_and_its_links_resolve():
             assert resolved.exists(), f"{path.relative_to(REPO_ROOT)} links {target}, which does not exist"
             if anchor and resolved.suffix == ".md":
                 assert anchor in heading_anchors(resolved), f"{path.relative_to(REPO_ROOT)} links #{anchor} in {target or path.name}: no such heading"
+
+
+def test_deploy_md_explains_the_admin_api_registration():
+    """Issue 16, item 5: what admin-api.bicep creates, each of its parameters, who deploys it,
+    how a person and an automation get a token for it."""
+    text = section(DEPLOY, "The admin API's app registration")
+    source = (INFRA / "admin-api.bicep").read_text(encoding="utf-8")
+    for param in re.findall(r"^param (\w+) ", source, re.M):
+        assert f"`{param}`" in text, f"DEPLOY.md does not explain admin-api.bicep's parameter {param}"
+    for output in ("appId", "servicePrincipalId", "signupApproveRoleId"):
+        assert f"properties.outputs.{output}.value" in text, f"no command reads the {output} output"
+    assert "Cloud Application Administrator" in text
+    assert "`adminApiAppId`" in text and "SIGNUP_ADMIN_APP_ID" in text and "AZURE_TENANT_ID" in text
+    assert 'az account get-access-token --scope "api://$ADMIN_APP_ID/.default"' in text
+    assert "grant_type=client_credentials" in text and "scope=api://$ADMIN_APP_ID/.default" in text
+    for page in (
+        "https://learn.microsoft.com/entra/identity-platform/howto-add-app-roles-in-apps",
+        "https://learn.microsoft.com/graph/api/resources/apiapplication",
+        "https://learn.microsoft.com/graph/templates/reference/applications",
+        "https://learn.microsoft.com/graph/templates/reference/approleassignedto",
+        "https://learn.microsoft.com/entra/identity-platform/v2-oauth2-client-creds-grant-flow",
+    ):
+        assert page in text, page
