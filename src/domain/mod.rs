@@ -6,11 +6,16 @@
 mod decider;
 mod directory;
 mod email;
+mod history;
 mod request;
 mod text;
 
 pub use decider::Decider;
 pub use directory::{Group, GroupId, ObjectId, ObjectKind, User, UserId};
 pub use email::{EmailAddress, EmailDomain, EmailError};
+pub use history::{
+    Actor, History, HistoryAction, HistoryEntry, HistoryError, MAX_ACTOR_CHARS, MAX_ENTRIES,
+    MAX_REASON_CHARS, MAX_STORED_UNITS,
+};
 pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
 pub use text::{DisplayName, FreeText, TextError};

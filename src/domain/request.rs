@@ -4,7 +4,10 @@ use std::{fmt, str::FromStr};
 
 use time::OffsetDateTime;
 
-use super::{Decider, DisplayName, EmailAddress, FreeText, UserId};
+use super::{
+    Actor, Decider, DisplayName, EmailAddress, FreeText, History, HistoryAction, HistoryEntry,
+    UserId,
+};
 
 /// A request id: a ULID, so ids are unique without coordination and rows sort by time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,9 +146,16 @@ pub struct SignupRequest {
     pub access: AccessKey,
     pub company: Option<FreeText>,
     pub justification: Option<FreeText>,
+    /// Where the request stands. Changed only through [`SignupRequest::transition`], which
+    /// records the change in [`SignupRequest::history`]; public to read, and for tests that
+    /// set up a state a crash leaves.
     pub status: RequestStatus,
-    /// Why the request is where it is (`Failed`, `Denied`, dry run); never a secret.
+    /// The latest outcome: why the request is `Failed`, what a dry run skipped, what a
+    /// retry started from; never a secret. An administrator's reason is in `decision_reason`.
     pub reason: Option<String>,
+    /// Why an administrator approved or denied it (or that its deadline passed); written
+    /// once, by the decision, and never overwritten.
+    pub decision_reason: Option<String>,
     /// How many times a worker has started on it.
     pub attempts: u32,
     /// The guest's object id in Entra, once invited.
@@ -178,4 +188,33 @@ pub struct SignupRequest {
     pub terms_version: Option<String>,
     /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.
     pub dry_run: bool,
+    /// Every change of the request, stored in its row and written with the change.
+    pub history: History,
+}
+
+impl SignupRequest {
+    /// Moves the request to `to` and records the change in its history: the one way a
+    /// status changes, so no change goes unrecorded. `to` may equal the current status for
+    /// a step inside it ([`HistoryAction::InvitationSent`]). Also the row's `UpdatedAt`
+    /// (the freshness of a worker's lease). The entry is stored by the caller's write of
+    /// the row, so it exists exactly when that write succeeds.
+    pub fn transition(
+        &mut self,
+        to: RequestStatus,
+        actor: Actor,
+        action: HistoryAction,
+        reason: Option<String>,
+        at: OffsetDateTime,
+    ) {
+        self.history.append(HistoryEntry {
+            at,
+            actor,
+            action,
+            from: Some(self.status),
+            to,
+            reason,
+        });
+        self.status = to;
+        self.updated_at = at;
+    }
 }
