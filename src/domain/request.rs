@@ -218,3 +218,42 @@ impl SignupRequest {
         self.updated_at = at;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `status` stays public (every reader, and tests that set up what a crash leaves), so
+    /// this guards the rule instead of the compiler: outside [`super::SignupRequest::transition`],
+    /// no product code assigns a status, which would change a request without history.
+    #[test]
+    fn no_product_code_changes_a_status_except_through_transition() {
+        fn visit(dir: &Path, offenders: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+                let path = entry.path();
+                if path.is_dir() {
+                    visit(&path, offenders);
+                } else if path.extension().is_some_and(|ext| ext == "rs")
+                    && !path.ends_with("domain/request.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (number, line) in text.lines().enumerate() {
+                        let code = line.split("//").next().unwrap_or_default();
+                        if code.contains(".status = ") || code.contains(".updated_at = ") {
+                            offenders.push(format!("{}:{}", path.display(), number + 1));
+                        }
+                    }
+                }
+            }
+        }
+        let mut offenders = Vec::new();
+        visit(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut offenders,
+        );
+        assert!(
+            offenders.is_empty(),
+            "use SignupRequest::transition: {offenders:?}"
+        );
+    }
+}
