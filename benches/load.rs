@@ -25,7 +25,8 @@ use azure_storage::{CloudLocation, StorageCredentials};
 use azure_storage_queues::QueueServiceClientBuilder;
 use b2b_signup::{
     domain::{
-        AccessKey, DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest,
+        AccessKey, Actor, DisplayName, EmailAddress, FreeText, History, RequestId, RequestStatus,
+        SignupRequest,
     },
     storage::{
         AddressClaim, AzureStorage, InviteMessage, RequestStore, SignupQueue, StorageAccount,
@@ -748,6 +749,9 @@ impl StorageFloor {
             retried_at: None,
             terms_version: None,
             dry_run: true,
+            decision_reason: None,
+            // As intake writes it, so the floor's entity is the handler's size.
+            history: History::of_new(RequestStatus::Accepted, Actor::Partner, now),
         };
         let claim = AddressClaim {
             request_id: request.id,

@@ -40,7 +40,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     domain::{
-        AccessKey, DisplayName, EmailAddress, FreeText, RequestId, RequestStatus, SignupRequest,
+        AccessKey, Actor, DisplayName, EmailAddress, FreeText, History, HistoryAction, RequestId,
+        RequestStatus, SignupRequest,
     },
     policy::{Action, Policy, Refusal},
     requests::Requests,
@@ -181,6 +182,9 @@ impl Intake {
                 retried_at: None,
                 terms_version: submission.terms_version.clone(),
                 dry_run: self.dry_run,
+                decision_reason: None,
+                // Written in the row itself, by the transaction below: no extra round trip.
+                history: History::of_new(initial, Actor::Partner, now),
             };
             let claim = AddressClaim {
                 request_id: request.id,
@@ -284,7 +288,9 @@ impl Intake {
             repeat: true,
         };
         if stuck {
-            self.requests.enqueue(existing).await?;
+            self.requests
+                .enqueue(existing, Actor::Partner, HistoryAction::Resent)
+                .await?;
         }
         Ok(receipt)
     }

@@ -17,7 +17,8 @@
 //! - [`policy`]: the organisation's rules (`policy.json`), validated at start-up, and domain
 //!   matching.
 //! - [`domain`]: e-mail addresses, names, request ids, access keys, directory object ids
-//!   (`GroupId`, `UserId`) and statuses as types that cannot hold a bad value.
+//!   (`GroupId`, `UserId`) and statuses as types that cannot hold a bad value; a request's
+//!   `History`, appended to by the one method that changes its status.
 //! - [`storage`]: the request table and the queue behind small traits; the Azure crates stay
 //!   inside it.
 //! - [`graph`]: Microsoft Graph (invitations, group members) with a shared, single-flight

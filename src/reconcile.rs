@@ -20,7 +20,7 @@ use std::sync::Arc;
 use time::Duration;
 
 use crate::{
-    domain::RequestStatus,
+    domain::{Actor, HistoryAction, RequestStatus},
     requests::Requests,
     storage::{RequestQuery, StoreError},
 };
@@ -71,8 +71,12 @@ impl Reconciler {
             };
             for row in self.requests.store.query(&query, self.batch).await? {
                 let id = row.value.id;
-                match self.requests.enqueue(row).await {
-                    Ok(()) => {
+                match self
+                    .requests
+                    .enqueue(row, Actor::Reconcile, HistoryAction::Resent)
+                    .await
+                {
+                    Ok(_) => {
                         tracing::info!(request_id = %id, from = %status, "reconcile: enqueued again");
                         report.enqueued += 1;
                     }

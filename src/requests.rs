@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::{
     clock::Clock,
-    domain::{Decider, RequestId, RequestStatus, SignupRequest},
+    domain::{Actor, Decider, HistoryAction, RequestId, RequestStatus, SignupRequest},
     notify::ApprovalNotifier,
     storage::{AddressClaim, InviteMessage, RequestStore, SignupQueue, StoreError, Versioned},
 };
@@ -87,14 +87,22 @@ impl Requests {
     /// it again for [`crate::reconcile::LOST_QUEUED`]. For approval and recovery; intake's
     /// first send leaves the row `Accepted` to save a round trip (see [`crate::intake`]).
     /// A row left `Accepted` (the mark failed) is harmless: the worker takes `Accepted` rows.
-    pub async fn enqueue(&self, row: Versioned<SignupRequest>) -> Result<(), StoreError> {
+    /// The mark's history entry names `actor` and `action` ([`HistoryAction::Queued`] after
+    /// a decision or retry, [`HistoryAction::Resent`] when recovering a lost message); it is
+    /// stored with the mark, so a lost race records nothing. Returns the request as marked
+    /// (what callers report), whether or not the mark was stored.
+    pub async fn enqueue(
+        &self,
+        row: Versioned<SignupRequest>,
+        actor: Actor,
+        action: HistoryAction,
+    ) -> Result<SignupRequest, StoreError> {
         let Versioned {
             value: mut request,
             etag,
         } = row;
         self.queue.send(&InviteMessage::new(&request)).await?;
-        request.status = RequestStatus::Queued;
-        request.updated_at = self.clock.now();
+        request.transition(RequestStatus::Queued, actor, action, None, self.clock.now());
         match self.store.replace(&request, &etag).await {
             // Conflict: the worker was faster and the row is further along; keep its state.
             Ok(_) | Err(StoreError::Conflict) => {}
@@ -102,11 +110,12 @@ impl Requests {
                 tracing::warn!(request_id = %request.id, error = %e, "could not mark row Queued")
             }
         }
-        Ok(())
+        Ok(request)
     }
 
-    /// Approves or denies a pending request, recording who, when and why. Approval sends
-    /// the request to the invitation queue.
+    /// Approves or denies a pending request, recording who, when and why (`DecisionReason`,
+    /// and the history entry; `Reason` is left to the outcome). Approval sends the request
+    /// to the invitation queue.
     pub async fn decide(
         &self,
         id: &RequestId,
@@ -118,9 +127,17 @@ impl Requests {
             let row = self.store.find(id).await?.ok_or(DecideError::NotFound)?;
             let status = row.value.status;
             let decided_earlier = row.value.decided_by.is_some();
-            let (next, same) = match verdict {
-                Verdict::Approve => (RequestStatus::Accepted, status != RequestStatus::Denied),
-                Verdict::Deny => (RequestStatus::Denied, status == RequestStatus::Denied),
+            let (next, action, same) = match verdict {
+                Verdict::Approve => (
+                    RequestStatus::Accepted,
+                    HistoryAction::Approved,
+                    status != RequestStatus::Denied,
+                ),
+                Verdict::Deny => (
+                    RequestStatus::Denied,
+                    HistoryAction::Denied,
+                    status == RequestStatus::Denied,
+                ),
             };
             if status != RequestStatus::PendingApproval {
                 return match (decided_earlier, same) {
@@ -134,11 +151,11 @@ impl Requests {
             }
             let now = self.clock.now();
             let mut request = row.value.clone();
-            request.status = next;
+            let administrator = Actor::Administrator(by.clone());
+            request.transition(next, administrator.clone(), action, reason.clone(), now);
             request.decided_by = Some(by.clone());
             request.decided_at = Some(now);
-            request.reason = reason.clone();
-            request.updated_at = now;
+            request.decision_reason = reason.clone();
             match self.store.replace(&request, &row.etag).await {
                 Ok(etag) => {
                     tracing::info!(request_id = %id, domain = %request.email.domain(), verdict = ?verdict, "request decided");
@@ -147,11 +164,15 @@ impl Requests {
                             value: request.clone(),
                             etag,
                         };
-                        if let Err(e) = self.enqueue(approved).await {
+                        match self
+                            .enqueue(approved, administrator, HistoryAction::Queued)
+                            .await
+                        {
+                            Ok(queued) => request = queued,
                             // The decision stands; Reconcile sends rows left Accepted.
-                            tracing::warn!(request_id = %id, error = %e, "approved, not yet enqueued");
-                        } else {
-                            request.status = RequestStatus::Queued;
+                            Err(e) => {
+                                tracing::warn!(request_id = %id, error = %e, "approved, not yet enqueued")
+                            }
                         }
                     }
                     return Ok(Decided {
@@ -198,11 +219,17 @@ impl Requests {
                 request.attempts,
                 request.reason.as_deref().unwrap_or("no reason recorded")
             ));
-            request.status = RequestStatus::Accepted;
+            let administrator = Actor::Administrator(by.clone());
+            request.transition(
+                RequestStatus::Accepted,
+                administrator.clone(),
+                HistoryAction::Retried,
+                None,
+                now,
+            );
             request.attempts = 0;
             request.retried_by = Some(by.clone());
             request.retried_at = Some(now);
-            request.updated_at = now;
             match self.store.replace(&request, &row.etag).await {
                 Ok(etag) => {
                     tracing::info!(request_id = %request.id, domain = %request.email.domain(), "failed request retried");
@@ -210,9 +237,12 @@ impl Requests {
                         value: request.clone(),
                         etag,
                     };
-                    let enqueued = match self.enqueue(accepted).await {
-                        Ok(()) => {
-                            request.status = RequestStatus::Queued;
+                    let enqueued = match self
+                        .enqueue(accepted, administrator, HistoryAction::Queued)
+                        .await
+                    {
+                        Ok(queued) => {
+                            request = queued;
                             true
                         }
                         Err(e) => {
@@ -270,11 +300,17 @@ impl Requests {
             return Ok(false);
         }
         let mut request = row.value;
-        request.status = RequestStatus::Denied;
+        let reason = "expired: no decision before the deadline".to_owned();
+        request.transition(
+            RequestStatus::Denied,
+            Actor::System,
+            HistoryAction::Expired,
+            Some(reason.clone()),
+            now,
+        );
         request.decided_by = Some(Decider::System);
         request.decided_at = Some(now);
-        request.reason = Some("expired: no decision before the deadline".into());
-        request.updated_at = now;
+        request.decision_reason = Some(reason);
         match self.store.replace(&request, &row.etag).await {
             Ok(_) => {
                 tracing::info!(request_id = %request.id, domain = %request.email.domain(), "pending request expired");

@@ -42,7 +42,10 @@ use tracing::Instrument;
 
 use crate::{
     clock::Clock,
-    domain::{EmailAddress, EmailDomain, GroupId, RequestId, RequestStatus, SignupRequest, UserId},
+    domain::{
+        Actor, EmailAddress, EmailDomain, GroupId, HistoryAction, RequestId, RequestStatus,
+        SignupRequest, UserId,
+    },
     graph::{FailureKind, GraphClient, GraphError, Invitation, Invited},
     policy::Policy,
     storage::{
@@ -205,7 +208,15 @@ impl Worker {
                 "poisoned after {} attempts; last: {last}",
                 row.value.attempts
             );
-            match self.finish(row, RequestStatus::Failed, Some(reason)).await {
+            match self
+                .finish(
+                    row,
+                    RequestStatus::Failed,
+                    HistoryAction::Poisoned,
+                    Some(reason),
+                )
+                .await
+            {
                 Ok(()) => {
                     tracing::error!(request_id = %id, domain = %domain, "request failed: message poisoned");
                     return Step::Done("marked Failed (poisoned)".into());
@@ -319,9 +330,19 @@ impl Worker {
                         }
                     }
                     let mut leased = row.value.clone();
-                    leased.status = RequestStatus::Inviting;
                     leased.attempts += 1;
-                    leased.updated_at = self.clock.now();
+                    let takeover = if status == RequestStatus::Inviting {
+                        "; stale lease taken over"
+                    } else {
+                        ""
+                    };
+                    leased.transition(
+                        RequestStatus::Inviting,
+                        Actor::Worker,
+                        HistoryAction::Started,
+                        Some(format!("attempt {}{takeover}", leased.attempts)),
+                        self.clock.now(),
+                    );
                     if live && leased.invited_user_id.is_none() {
                         leased.invitation_attempted_at = Some(leased.updated_at);
                     }
@@ -368,7 +389,14 @@ impl Worker {
             Ok(option) => option.clone(),
             Err(refusal) => {
                 let reason = format!("the policy no longer allows this request: {refusal}");
-                return self.end(row, RequestStatus::Failed, Some(reason)).await;
+                return self
+                    .end(
+                        row,
+                        RequestStatus::Failed,
+                        HistoryAction::Failed,
+                        Some(reason),
+                    )
+                    .await;
             }
         };
         let settings = decision.invitation();
@@ -391,7 +419,14 @@ impl Worker {
                     option.group_list()
                 );
                 row.value.dry_run = true;
-                return self.end(row, RequestStatus::Invited, Some(reason)).await;
+                return self
+                    .end(
+                        row,
+                        RequestStatus::Invited,
+                        HistoryAction::Invited,
+                        Some(reason),
+                    )
+                    .await;
             }
         };
 
@@ -428,6 +463,14 @@ impl Worker {
                 Ok(invited) => {
                     row.value.invited_user_id = Some(invited.user_id);
                     row.value.graph_request_id = invited.request_id;
+                    // Stored with the guest's id: by the end state, or by the hand-back.
+                    row.value.transition(
+                        RequestStatus::Inviting,
+                        Actor::Worker,
+                        HistoryAction::InvitationSent,
+                        None,
+                        self.clock.now(),
+                    );
                     tracing::info!("invitation sent");
                 }
                 Err(error) => {
@@ -454,8 +497,18 @@ impl Worker {
                     .await;
             }
         }
+        if !option.groups.is_empty() {
+            row.value.transition(
+                RequestStatus::Inviting,
+                Actor::Worker,
+                HistoryAction::AddedToGroups,
+                Some(option.group_list()),
+                self.clock.now(),
+            );
+        }
         tracing::info!(groups = option.groups.len(), "request invited");
-        self.end(row, RequestStatus::Invited, note).await
+        self.end(row, RequestStatus::Invited, HistoryAction::Invited, note)
+            .await
     }
 
     async fn graph_failed(
@@ -472,15 +525,26 @@ impl Worker {
                 let code = error.code().unwrap_or("no code");
                 tracing::warn!(code = %code, "Graph refused the {what}");
                 let reason = format!("{what}: Graph refused ({code})");
-                self.end(row, RequestStatus::Failed, Some(reason)).await
+                self.end(
+                    row,
+                    RequestStatus::Failed,
+                    HistoryAction::Failed,
+                    Some(reason),
+                )
+                .await
             }
             FailureKind::Uncertain | FailureKind::NotApplied => {
                 // Hand the row back so the next delivery need not wait for the lease.
                 let reason = format!("{what}: {error}; will retry");
                 tracing::warn!(reason = %reason, "transient Graph failure");
-                row.value.status = RequestStatus::Queued;
                 row.value.reason = Some(reason.clone());
-                row.value.updated_at = self.clock.now();
+                row.value.transition(
+                    RequestStatus::Queued,
+                    Actor::Worker,
+                    HistoryAction::HandedBack,
+                    Some(reason.clone()),
+                    self.clock.now(),
+                );
                 match self.store.replace(&row.value, &row.etag).await {
                     Ok(_) | Err(StoreError::Conflict) => Ok(Step::Retry(reason)),
                     Err(e) => Err(e),
@@ -494,28 +558,36 @@ impl Worker {
         &self,
         row: Versioned<SignupRequest>,
         status: RequestStatus,
+        action: HistoryAction,
         reason: Option<String>,
     ) -> Result<Step, StoreError> {
-        match self.finish(row, status, reason).await {
+        match self.finish(row, status, action, reason).await {
             Ok(()) => Ok(Step::Done(format!("request {status}"))),
             Err(StoreError::Conflict) => Ok(lease_lost()),
             Err(e) => Err(e),
         }
     }
 
+    /// Writes the end state (`Invited`, `Failed`): `Reason` and the history entry say why.
     async fn finish(
         &self,
         row: Versioned<SignupRequest>,
         status: RequestStatus,
+        action: HistoryAction,
         reason: Option<String>,
     ) -> Result<(), StoreError> {
         let Versioned {
             value: mut request,
             etag,
         } = row;
-        request.status = status;
+        request.transition(
+            status,
+            Actor::Worker,
+            action,
+            reason.clone(),
+            self.clock.now(),
+        );
         request.reason = reason;
-        request.updated_at = self.clock.now();
         self.store.replace(&request, &etag).await.map(drop)
     }
 }

@@ -62,7 +62,8 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "RequestId,Status,Email,DisplayName,Domain,Access,Company,Justification,Reason,\
              Attempts,InvitedUserId,GraphRequestId,CreatedAt,UpdatedAt,DecidedBy,DecidedAt,\
-             DecideBy,NotifiedAt,DryRun,RetriedBy,RetriedAt\r\n"
+             DecideBy,NotifiedAt,DryRun,RetriedBy,RetriedAt,DecisionReason,History,\
+             HistoryDropped\r\n"
         );
     }
 }

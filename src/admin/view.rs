@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     clock::rfc3339,
-    domain::{Decider, SignupRequest},
+    domain::{Decider, HistoryEntry, SignupRequest},
 };
 
 /// Every recorded field, as text.
@@ -33,7 +33,44 @@ pub(super) struct View {
     dry_run: bool,
     retried_by: Option<String>,
     retried_at: Option<String>,
+    decision_reason: Option<String>,
+    /// Every recorded change, oldest first (the row's `History`).
+    history: Vec<EntryView>,
+    /// Entries dropped between the first and the rest to keep the row within its size limit.
+    history_dropped: u32,
+    /// `true` for a row written before history existed: changes before its first entry
+    /// (all of them, if it has none) were not recorded.
+    #[serde(skip)]
+    pub(super) predates_history: bool,
 }
+
+/// One history entry, as the row stores it: `{at, actor, action, from, to, reason}`.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct EntryView {
+    pub(super) at: String,
+    pub(super) actor: String,
+    pub(super) action: &'static str,
+    pub(super) from: Option<&'static str>,
+    pub(super) to: &'static str,
+    pub(super) reason: Option<String>,
+}
+
+impl EntryView {
+    fn of(entry: &HistoryEntry) -> Self {
+        Self {
+            at: rfc3339(entry.at),
+            actor: entry.actor.to_string(),
+            action: entry.action.as_str(),
+            from: entry.from.map(|status| status.as_str()),
+            to: entry.to.as_str(),
+            reason: entry.reason.clone(),
+        }
+    }
+}
+
+/// Columns that `show` prints as a section of their own ([`super::table::write_fields`])
+/// rather than as a `Name value` line.
+pub(super) const SHOWN_APART: [&str; 2] = ["History", "HistoryDropped"];
 
 /// A column of `show` and the CSV export: its name and its text for one request.
 type Column = (&'static str, fn(&View) -> String);
@@ -41,7 +78,7 @@ type Column = (&'static str, fn(&View) -> String);
 /// Every column, in `show` and CSV order: each name written once, here (the CSV header of an
 /// export with no rows comes from this list too). New columns go at the end, so a
 /// spreadsheet or script reading the export by position keeps working.
-const COLUMNS: [Column; 21] = [
+const COLUMNS: [Column; 24] = [
     ("RequestId", |v| v.request_id.clone()),
     ("Status", |v| v.status.to_owned()),
     ("Email", |v| v.email.clone()),
@@ -63,6 +100,13 @@ const COLUMNS: [Column; 21] = [
     ("DryRun", |v| v.dry_run.to_string()),
     ("RetriedBy", |v| text(&v.retried_by)),
     ("RetriedAt", |v| text(&v.retried_at)),
+    ("DecisionReason", |v| text(&v.decision_reason)),
+    // The entries as the JSON array the row stores (under 32,768 characters, so a
+    // spreadsheet cell holds it whole).
+    ("History", |v| {
+        serde_json::to_string(&v.history).unwrap_or_default()
+    }),
+    ("HistoryDropped", |v| v.history_dropped.to_string()),
 ];
 
 /// An empty cell for a field never set.
@@ -94,7 +138,19 @@ impl View {
             dry_run: r.dry_run,
             retried_by: r.retried_by.as_ref().map(Decider::to_string),
             retried_at: r.retried_at.map(rfc3339),
+            decision_reason: r.decision_reason.clone(),
+            history: r.history.entries().iter().map(EntryView::of).collect(),
+            history_dropped: r.history.dropped(),
+            predates_history: r.history.predates_history(),
         }
+    }
+
+    pub(super) fn history(&self) -> &[EntryView] {
+        &self.history
+    }
+
+    pub(super) fn history_dropped(&self) -> u32 {
+        self.history_dropped
     }
 
     /// The column names, in order.
@@ -138,6 +194,10 @@ mod tests {
             dry_run: false,
             retried_by: None,
             retried_at: None,
+            decision_reason: Some("known partner".into()),
+            history: Vec::new(),
+            history_dropped: 0,
+            predates_history: true,
         };
         let json = serde_json::to_value(&view).unwrap();
         let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();

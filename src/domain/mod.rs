@@ -6,6 +6,7 @@
 mod decider;
 mod directory;
 mod email;
+mod history;
 mod request;
 mod text;
 
@@ -15,5 +16,9 @@ pub use directory::{
     Tenant, TenantId, User, UserId,
 };
 pub use email::{EmailAddress, EmailDomain, EmailError};
+pub use history::{
+    Actor, History, HistoryAction, HistoryEntry, HistoryError, MAX_ACTOR_CHARS, MAX_ENTRIES,
+    MAX_REASON_CHARS, MAX_STORED_UNITS,
+};
 pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
 pub use text::{DisplayName, FreeText, TextError};

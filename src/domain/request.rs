@@ -4,7 +4,10 @@ use std::{fmt, str::FromStr};
 
 use time::OffsetDateTime;
 
-use super::{Decider, DisplayName, EmailAddress, FreeText, UserId};
+use super::{
+    Actor, Decider, DisplayName, EmailAddress, FreeText, History, HistoryAction, HistoryEntry,
+    UserId,
+};
 
 /// A request id: a ULID, so ids are unique without coordination and rows sort by time.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,9 +146,16 @@ pub struct SignupRequest {
     pub access: AccessKey,
     pub company: Option<FreeText>,
     pub justification: Option<FreeText>,
+    /// Where the request stands. Changed only through [`SignupRequest::transition`], which
+    /// records the change in [`SignupRequest::history`]; public to read, and for tests that
+    /// set up a state a crash leaves.
     pub status: RequestStatus,
-    /// Why the request is where it is (`Failed`, `Denied`, dry run); never a secret.
+    /// The latest outcome: why the request is `Failed`, what a dry run skipped, what a
+    /// retry started from; never a secret. An administrator's reason is in `decision_reason`.
     pub reason: Option<String>,
+    /// Why an administrator approved or denied it (or that its deadline passed); written
+    /// once, by the decision, and never overwritten.
+    pub decision_reason: Option<String>,
     /// How many times a worker has started on it.
     pub attempts: u32,
     /// The guest's object id in Entra, once invited.
@@ -178,4 +188,72 @@ pub struct SignupRequest {
     pub terms_version: Option<String>,
     /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.
     pub dry_run: bool,
+    /// Every change of the request, stored in its row and written with the change.
+    pub history: History,
+}
+
+impl SignupRequest {
+    /// Moves the request to `to` and records the change in its history: the one way a
+    /// status changes, so no change goes unrecorded. `to` may equal the current status for
+    /// a step inside it ([`HistoryAction::InvitationSent`]). Also the row's `UpdatedAt`
+    /// (the freshness of a worker's lease). The entry is stored by the caller's write of
+    /// the row, so it exists exactly when that write succeeds.
+    pub fn transition(
+        &mut self,
+        to: RequestStatus,
+        actor: Actor,
+        action: HistoryAction,
+        reason: Option<String>,
+        at: OffsetDateTime,
+    ) {
+        self.history.append(HistoryEntry {
+            at,
+            actor,
+            action,
+            from: Some(self.status),
+            to,
+            reason,
+        });
+        self.status = to;
+        self.updated_at = at;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `status` stays public (every reader, and tests that set up what a crash leaves), so
+    /// this guards the rule instead of the compiler: outside [`super::SignupRequest::transition`],
+    /// no product code assigns a status, which would change a request without history.
+    #[test]
+    fn no_product_code_changes_a_status_except_through_transition() {
+        fn visit(dir: &Path, offenders: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+                let path = entry.path();
+                if path.is_dir() {
+                    visit(&path, offenders);
+                } else if path.extension().is_some_and(|ext| ext == "rs")
+                    && !path.ends_with("domain/request.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for (number, line) in text.lines().enumerate() {
+                        let code = line.split("//").next().unwrap_or_default();
+                        if code.contains(".status = ") || code.contains(".updated_at = ") {
+                            offenders.push(format!("{}:{}", path.display(), number + 1));
+                        }
+                    }
+                }
+            }
+        }
+        let mut offenders = Vec::new();
+        visit(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut offenders,
+        );
+        assert!(
+            offenders.is_empty(),
+            "use SignupRequest::transition: {offenders:?}"
+        );
+    }
 }

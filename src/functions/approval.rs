@@ -176,7 +176,7 @@ fn answer(request: &SignupRequest, changed: bool) -> warp::reply::Response {
         status: request.status.as_str(),
         decided_by: request.decided_by.as_ref().map(Decider::to_string),
         decided_at: request.decided_at.map(rfc3339),
-        reason: request.reason.as_deref(),
+        reason: request.decision_reason.as_deref(),
         changed,
     };
     warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response()

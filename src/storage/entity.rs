@@ -13,7 +13,8 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{AddressClaim, CLAIM_ROW_PREFIX, StoreError};
 use crate::domain::{
-    AccessKey, Decider, DisplayName, EmailAddress, FreeText, RequestId, SignupRequest, UserId,
+    AccessKey, Decider, DisplayName, EmailAddress, FreeText, History, RequestId, SignupRequest,
+    UserId,
 };
 
 const EDM_DATETIME: &str = "Edm.DateTime";
@@ -59,6 +60,10 @@ pub(super) use crate::clock::rfc3339 as format_time;
 fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::parse(text, &Rfc3339)
         .map_err(|_| StoreError::Corrupt(format!("{field} is not a date")))
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 fn optional_time_of(field: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, StoreError> {
@@ -108,6 +113,16 @@ pub(super) struct RequestEntity {
     pub terms_version: Option<String>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Added with the request history, as the next three: rows without them were never
+    /// decided with a reason or predate history, and versions before it ignore them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_reason: Option<String>,
+    /// [`History`]'s JSON array; absent on rows written before history existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    /// Entries the history's bound dropped; absent when none were.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_dropped: u32,
     /// Present in query results (`odata=fullmetadata`), never written.
     #[serde(rename = "odata.etag", default, skip_serializing)]
     pub etag: Option<String>,
@@ -146,6 +161,14 @@ impl RequestEntity {
             retried_at: request.retried_at.map(format_time),
             terms_version: request.terms_version.clone(),
             dry_run: request.dry_run,
+            decision_reason: request.decision_reason.clone(),
+            history: request.history.to_json().map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "the history of row {} cannot be written: {e}",
+                    request.id
+                ))
+            })?,
+            history_dropped: request.history.dropped(),
             etag: None,
             date_types: BTreeMap::new(),
         }
@@ -212,6 +235,15 @@ impl RequestEntity {
             retried_at: optional_time_of("RetriedAt", self.retried_at.as_deref())?,
             terms_version: self.terms_version,
             dry_run: self.dry_run,
+            decision_reason: self.decision_reason,
+            history: History::from_json(self.history.as_deref(), self.history_dropped).map_err(
+                |e| {
+                    StoreError::Corrupt(format!(
+                        "History of row {} is not valid: {e}",
+                        self.row_key
+                    ))
+                },
+            )?,
         })
     }
 }

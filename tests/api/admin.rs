@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app};
 
 impl TestApp {
-    fn cli(&self, args: &[&str]) -> Output {
+    pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_b2b-signup"))
             .args(args)
             .env_clear()
@@ -27,7 +27,7 @@ impl TestApp {
     }
 }
 
-fn stdout(output: &Output) -> String {
+pub fn stdout(output: &Output) -> String {
     assert!(
         output.status.success(),
         "{}",
@@ -100,7 +100,7 @@ async fn approve_deny_and_show_record_the_decision() {
     let shown = stdout(&app.cli(&["requests", "show", &denied]));
     assert!(
         shown.contains("Status          Denied")
-            && shown.contains("Reason          unknown company"),
+            && shown.contains("DecisionReason  unknown company"),
         "{shown}"
     );
 

@@ -63,10 +63,12 @@ async fn approving_a_pending_request_records_who_and_enqueues_it() {
     assert_eq!(
         (
             row.decided_by.map(|by| by.to_string()).as_deref(),
-            row.reason.as_deref()
+            row.decision_reason.as_deref()
         ),
         (Some("key:alice"), Some("known partner"))
     );
+    assert_eq!(row.reason, None, "Reason is left to the outcome");
+    assert_eq!(answer["reason"], "known partner");
     assert!(row.decided_at.is_some());
     assert_eq!(app.queued_messages().await.len(), 1);
 
@@ -98,7 +100,7 @@ async fn denying_records_the_reason_and_sends_nothing() {
         row.decided_by.map(|by| by.to_string()).as_deref(),
         Some("admin@contoso.com")
     );
-    assert_eq!(row.reason.as_deref(), Some("not a partner"));
+    assert_eq!(row.decision_reason.as_deref(), Some("not a partner"));
     assert!(app.queued_messages().await.is_empty());
 }
 
@@ -196,7 +198,7 @@ async fn a_pending_request_past_its_deadline_is_denied_by_reconcile() {
         row.decided_by.map(|by| by.to_string()).as_deref(),
         Some("system")
     );
-    assert!(row.reason.unwrap().starts_with("expired"));
+    assert!(row.decision_reason.unwrap().starts_with("expired"));
 }
 
 #[tokio::test]

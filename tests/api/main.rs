@@ -6,6 +6,7 @@ mod admin;
 mod approval;
 mod graph_live;
 mod helpers;
+mod history;
 mod html_form;
 mod layout;
 mod logs;

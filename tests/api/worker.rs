@@ -15,7 +15,7 @@ use b2b_signup::{
     worker::{DEFAULT_LEASE, Delivery, Directory, Mode, Step, Worker},
 };
 
-use crate::helpers::{GROUP_A, GROUP_B, TestApp, default_policy, spawn_app};
+use crate::helpers::{GROUP_A, GROUP_B, TestApp, changes, default_policy, spawn_app};
 
 /// The invocation payload the Functions host posts for a queue message: every string and
 /// number in Data and Metadata JSON-encoded a second time, message fields merged into Metadata.
@@ -341,6 +341,20 @@ async fn a_live_delivery_invites_adds_every_group_and_records_the_guest() {
     );
     assert_eq!(row.graph_request_id.as_deref(), Some("req-1"));
     assert_eq!(*directory.adds.lock().unwrap(), [GROUP_A, GROUP_B]);
+    assert_eq!(
+        changes(&row),
+        [
+            "partner created (new)→Accepted",
+            "worker started Accepted→Inviting",
+            "worker invitation_sent Inviting→Inviting",
+            "worker added_to_groups Inviting→Inviting",
+            "worker invited Inviting→Invited",
+        ]
+    );
+    assert_eq!(
+        row.history.entries()[3].reason,
+        Some(format!("{GROUP_A}, {GROUP_B}"))
+    );
 
     // Redelivery of a finished request calls nothing.
     assert!(matches!(
@@ -379,6 +393,16 @@ async fn a_transient_failure_retries_and_resumes_without_inviting_twice() {
         Some(GUEST),
         "progress kept"
     );
+    assert_eq!(
+        changes(&row)[1..],
+        [
+            "worker started Accepted→Inviting",
+            "worker invitation_sent Inviting→Inviting",
+            "worker handed_back Inviting→Queued",
+        ],
+        "the invitation is recorded with the guest's id"
+    );
+    assert_eq!(row.history.entries()[3].reason, row.reason);
 
     assert!(matches!(
         worker.deliver(&delivery(&message, 2)).await,
@@ -389,9 +413,16 @@ async fn a_transient_failure_retries_and_resumes_without_inviting_twice() {
         1,
         "the guest was not invited twice"
     );
+    let row = app.row("contoso.com", &id).await.unwrap();
+    assert_eq!(row.status, RequestStatus::Invited);
     assert_eq!(
-        app.row("contoso.com", &id).await.unwrap().status,
-        RequestStatus::Invited
+        changes(&row)[4..],
+        [
+            "worker started Queued→Inviting",
+            "worker added_to_groups Inviting→Inviting",
+            "worker invited Inviting→Invited",
+        ],
+        "no second invitation_sent"
     );
 }
 
@@ -425,6 +456,14 @@ async fn a_permanent_failure_ends_the_request_with_graph_s_code() {
     );
     assert_eq!(row.graph_request_id.as_deref(), Some("graph-req-9"));
     assert!(directory.adds.lock().unwrap().is_empty());
+    assert_eq!(
+        changes(&row)[1..],
+        [
+            "worker started Accepted→Inviting",
+            "worker failed Inviting→Failed",
+        ]
+    );
+    assert_eq!(row.history.entries()[2].reason, row.reason);
 }
 
 #[tokio::test]

@@ -260,3 +260,41 @@ def test_denied_domain_is_refused_with_problem_json(signup_app):
     problem = response.json()
     assert problem.get("code") == "domain_not_allowed", problem
     assert problem.get("status") == 403, problem
+
+
+def test_history_and_decision_reason_read_back_as_json_and_text(
+    signup_app, requests_table, signup_queue
+):
+    # Arrange: a sign-up that waits for approval
+    response = post_json(signup_app, {"email": "emmy@fabrikam.com", "displayName": "Emmy Noether"})
+    request_id = accepted_request_id(response, "pending_approval")
+
+    # Act: an administrator approves it with a reason
+    decided = post(
+        signup_app,
+        f"/api/requests/{request_id}/approve",
+        json.dumps({"reason": "Known partner"}).encode(),
+        "application/json",
+    )
+    assert decided.status == 200, str(decided)
+
+    # Assert: the decision's reason is a column of its own, and the history a JSON array of
+    # {at, actor, action, from, to, reason} in the row, every value text or null
+    row = read_row(requests_table, "fabrikam.com", request_id)
+    assert row["DecisionReason"] == "Known partner"
+    assert "Reason" not in row  # left to the worker's outcome
+    assert isinstance(row["History"], str)
+    history = json.loads(row["History"])
+    assert [(e["actor"], e["action"], e["from"], e["to"]) for e in history] == [
+        ("partner", "created", None, "PendingApproval"),
+        ("function key", "approved", "PendingApproval", "Accepted"),
+        ("function key", "queued", "Accepted", "Queued"),
+    ]
+    for entry in history:
+        assert list(entry) == ["at", "actor", "action", "from", "to", "reason"]
+        as_datetime(entry["at"])
+    assert history[1]["reason"] == "Known partner"
+    assert history[0]["reason"] is None
+    assert as_datetime(history[1]["at"]) == as_datetime(row["DecidedAt"])
+    assert "HistoryDropped" not in row  # written only once the bound drops entries
+    assert len(messages_about(take_messages(signup_queue), request_id)) == 1
