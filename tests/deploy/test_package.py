@@ -116,14 +116,24 @@ def test_the_packaged_binary_allocates_with_mimalloc(dist):
 
 def test_the_packaged_binary_holds_the_product_alone(dist):
     # The local Functions host (crates/funchost) is development-only: no subcommand starts
-    # it, and none of its code is linked in (its banner, version tag and flags are absent).
+    # it, and none of its code is linked in (its banner, version tag and flags are absent),
+    # nor its development identity provider (its path, key ids, banner and setting).
     binary = dist / "app" / PurePosixPath(executable_path())
     result = subprocess.run([str(binary), "--help"], capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0, result.stderr
     commands = [line.split()[0] for line in result.stdout.split("Commands:")[1].split("Options:")[0].splitlines() if line.strip()]
     assert commands == ["serve", "requests", "policy", "site", "help"], result.stdout
     data = binary.read_bytes()
-    for host_only in (b"funchost listening on", b"4.0.0-funchost", b"funchost: running"):
+    host_only_strings = (
+        b"funchost listening on",
+        b"4.0.0-funchost",
+        b"funchost: running",
+        b"/.dev-identity",
+        b"funchost-dev-",
+        b"Development identity provider",
+        b"B2B_HOST_DEV_IDENTITY_USER",
+    )
+    for host_only in host_only_strings:
         assert host_only not in data, host_only
 
 

@@ -461,6 +461,9 @@ pub struct HttpFrontDoor {
     pub cors: Cors,
     /// `--site`: static files for the paths no function takes.
     pub site: Option<super::site::StaticSite>,
+    /// `--dev-identity`: the development identity provider, under
+    /// [`PATH_PREFIX`](super::identity::PATH_PREFIX).
+    pub dev_identity: Option<Arc<super::identity::DevIdentity>>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes requests in flight.
@@ -520,6 +523,15 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Unpin,
     B: Buf,
 {
+    if let Some(provider) = &state.dev_identity {
+        let prefix = super::identity::PATH_PREFIX;
+        if path == prefix || path.starts_with(&format!("{prefix}/")) {
+            return match read_body(body).await {
+                Ok(body) => provider.serve(&method, path, &body),
+                Err(status) => empty(status),
+            };
+        }
+    }
     let route = state.routes.find(&method, path);
     // The sign-up page's files, at every path no function takes (`--site`, site.rs).
     if let (RouteMatch::NotFound, Some(site)) = (&route, &state.site) {

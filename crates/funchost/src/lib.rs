@@ -18,6 +18,10 @@
 //! - [`site`]: with `--site DIR`, a static site's files at every other path, with the
 //!   Content-Security-Policy given by `--site-csp` (not something the Functions host does:
 //!   it puts the page and the API on one local address).
+//! - [`identity`]: with `--dev-identity`, a development identity provider under
+//!   `/.dev-identity/...` that issues admin API tokens for a local administrator, and the
+//!   settings that make the handler trust it (not something the Functions host does: Entra
+//!   ID plays this part in Azure).
 //!
 //! What it does not do: other bindings, output bindings, the admin API, keys in storage,
 //! timer schedule state across runs. A function that needs more is refused at start-up.
@@ -26,6 +30,7 @@ pub mod config;
 pub mod cors;
 pub mod handler;
 pub mod http;
+pub mod identity;
 pub mod invoke;
 pub mod ncrontab;
 pub mod payload;
@@ -71,6 +76,8 @@ pub struct HostOptions {
     pub site: Option<PathBuf>,
     /// The site's Content-Security-Policy; `None`: this origin only.
     pub site_csp: Option<String>,
+    /// `--dev-identity`: run the development identity provider and point the handler at it.
+    pub dev_identity: bool,
 }
 
 /// Why the runner could not start, or stopped on its own.
@@ -102,6 +109,8 @@ pub enum HostError {
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
     #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error(transparent)]
     Handler(#[from] HandlerError),
     /// The handler process ended while the runner was serving (exit status 1).
     #[error("the handler exited ({0}); the runner stops too")]
@@ -116,7 +125,7 @@ pub async fn run(
     options: HostOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), HostError> {
-    let settings = HostSettings::load(&options.app_root)?;
+    let mut settings = HostSettings::load(&options.app_root)?;
     let app = AppConfig::load(&options.app_root, &settings)?;
     let keys = FunctionKeys::parse(settings.get(FUNCTION_KEYS_SETTING).as_deref())?;
     let routes = RouteTable::new(&app.host.route_prefix, &app.functions)?;
@@ -137,6 +146,29 @@ pub async fn run(
     let address = listener
         .local_addr()
         .map_err(|source| HostError::Bind { port, source })?;
+
+    // The provider's address is the host's: known only now. Its settings reach the handler
+    // with local.settings.json's.
+    let dev_identity = if options.dev_identity {
+        let plan = identity::IdentityPlan::new(&address.to_string(), &settings);
+        for (name, value) in &plan.provided {
+            settings.provide(name, value);
+        }
+        // RSA key generation takes a moment of CPU: not on the async threads.
+        let provider = tokio::task::spawn_blocking(move || identity::DevIdentity::generate(plan))
+            .await
+            .map_err(|e| identity::IdentityError::KeyGeneration(e.to_string()))??;
+        if matches!(options.handler, HandlerSource::Url(_)) && !provider.plan().provided.is_empty()
+        {
+            tracing::warn!(
+                "--handler-url: the handler was started elsewhere and does not get the \
+                 development identity settings; start it with those printed below"
+            );
+        }
+        Some(Arc::new(provider))
+    } else {
+        None
+    };
 
     let mut handler =
         RunningHandler::start(&options.handler, &options.app_root, &app.host, &settings).await?;
@@ -164,6 +196,7 @@ pub async fn run(
             .map(|(origins, credentials)| cors::Cors::new(origins, credentials))
             .unwrap_or_default(),
         site,
+        dev_identity: dev_identity.clone(),
     };
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(http::serve(listener, front_door, async move {
@@ -201,7 +234,7 @@ pub async fn run(
         }
     }
 
-    print_functions(&app, &address.to_string());
+    print_functions(&app, &address.to_string(), dev_identity.as_deref());
     let outcome = tokio::select! {
         () = shutdown => {
             tracing::info!("stopping");
@@ -262,7 +295,7 @@ fn queue_stores(
 }
 
 /// The function list `func start` prints, then the line tests wait for.
-fn print_functions(app: &AppConfig, address: &str) {
+fn print_functions(app: &AppConfig, address: &str, dev_identity: Option<&identity::DevIdentity>) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "\nFunctions:\n");
     for function in &app.functions {
@@ -284,6 +317,9 @@ fn print_functions(app: &AppConfig, address: &str) {
             Trigger::Timer(t) => format!("timerTrigger ({})", t.schedule_text),
         };
         let _ = writeln!(out, "\t{}: {line}", function.name);
+    }
+    if let Some(provider) = dev_identity {
+        let _ = write!(out, "{}", provider.plan().describe());
     }
     let _ = writeln!(out, "\nfunchost listening on http://{address}");
     let _ = out.flush();

@@ -39,6 +39,12 @@ struct Args {
     /// The app knows what its page loads: `b2b-signup site csp` prints its policy.
     #[arg(long, value_name = "POLICY", requires = "site")]
     site_csp: Option<String>,
+    /// Run a development identity provider at /.dev-identity on this address: it issues
+    /// admin API access tokens for a local administrator, and the handler is given
+    /// AZURE_AUTHORITY_HOST, AZURE_TENANT_ID and SIGNUP_ADMIN_APP_ID to trust it unless
+    /// the settings give them. Development only: Azure trusts Entra ID alone.
+    #[arg(long)]
+    dev_identity: bool,
 }
 
 fn main() -> ExitCode {
@@ -67,6 +73,7 @@ async fn run(args: Args) -> ExitCode {
         },
         site: args.site,
         site_csp: args.site_csp,
+        dev_identity: args.dev_identity,
     };
     match funchost::run(options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -140,7 +140,18 @@ impl HostSettings {
         self.values.get(name).cloned()
     }
 
-    /// Settings that came from local.settings.json, to add to the handler's environment.
+    /// Sets `name` for the runner and the handler (the development identity provider's
+    /// settings), as a local.settings.json value would be.
+    pub fn provide(&mut self, name: &str, value: &str) {
+        self.values.insert(name.to_owned(), value.to_owned());
+        // Passed to the handler even when the environment had it (empty: unset for the app).
+        if !self.from_file.iter().any(|n| n == name) {
+            self.from_file.push(name.to_owned());
+        }
+    }
+
+    /// Settings that came from local.settings.json (or [`Self::provide`]), to add to the
+    /// handler's environment.
     pub fn from_file(&self) -> impl Iterator<Item = (&str, &str)> {
         self.from_file
             .iter()
@@ -190,6 +201,28 @@ mod tests {
         let from_file: Vec<_> = settings.from_file().collect();
         assert_eq!(from_file, [("RETRIES", "3"), ("SIGNUP_DRY_RUN", "true")]);
         assert_eq!(settings.local_http_port(), Some(7072));
+    }
+
+    #[test]
+    fn provided_settings_reach_the_handler_over_empty_ones() {
+        let mut settings = HostSettings::from_pairs([("AZURE_TENANT_ID", "")]);
+        settings
+            .add_local_settings(
+                "local.settings.json",
+                r#"{"Values": {"SIGNUP_ADMIN_APP_ID": ""}}"#,
+            )
+            .unwrap();
+        settings.provide("AZURE_TENANT_ID", "tenant");
+        settings.provide("SIGNUP_ADMIN_APP_ID", "app");
+        assert_eq!(settings.get("AZURE_TENANT_ID").as_deref(), Some("tenant"));
+        let handler: Vec<_> = settings.from_file().collect();
+        assert_eq!(
+            handler,
+            [
+                ("SIGNUP_ADMIN_APP_ID", "app"),
+                ("AZURE_TENANT_ID", "tenant")
+            ]
+        );
     }
 
     #[test]

@@ -15,6 +15,14 @@ pub use test_support::{
     funchost::{AppRoot, FUNCTION_KEY, HostProcess, Queues, TEST_HOST_JSON, script},
 };
 
+/// An HTTP client for the runner's address, with a timeout a hung runner cannot outlast.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
 /// A request the fake handler received.
 #[derive(Debug, Clone)]
 pub struct Received {

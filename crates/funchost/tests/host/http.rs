@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{AppRoot, FUNCTION_KEY, FakeHandler, HostProcess, TEST_HOST_JSON};
+use crate::helpers::{AppRoot, FUNCTION_KEY, FakeHandler, HostProcess, TEST_HOST_JSON, client};
 
 const ITEMS: &str = r#"{"bindings":[
     {"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous","methods":["put","get"],"route":"items/{id}"},
@@ -37,13 +37,6 @@ async fn start() -> (FakeHandler, HostProcess, AppRoot) {
     )
     .await;
     (handler, host, root)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
 }
 
 #[tokio::test]

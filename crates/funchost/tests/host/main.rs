@@ -5,6 +5,7 @@
 
 mod helpers;
 mod http;
+mod identity;
 mod lifecycle;
 mod queues;
 mod site;
