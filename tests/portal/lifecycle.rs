@@ -3,18 +3,11 @@
 
 use std::time::Duration;
 
+use crate::CONTOSO_INVITE_POLICY as POLICY;
 use test_support::{
     Azurite,
     funchost::{AppRoot, HostProcess, Queues},
 };
-
-const POLICY: &str = r#"{
-    "defaultAction": "deny",
-    "accessOptions": {
-        "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
-    },
-    "rules": [ { "domains": ["contoso.com"], "action": "invite", "access": ["partner-portal"] } ]
-}"#;
 
 fn project_file(path: &str) -> String {
     std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap()

@@ -6,3 +6,13 @@ mod dev_identity;
 mod end_to_end;
 mod lifecycle;
 mod site;
+
+/// A policy that invites contoso.com at once to the partner portal: what the portal tests
+/// that need no approval use.
+pub const CONTOSO_INVITE_POLICY: &str = r#"{
+    "defaultAction": "deny",
+    "accessOptions": {
+        "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
+    },
+    "rules": [ { "domains": ["contoso.com"], "action": "invite", "access": ["partner-portal"] } ]
+}"#;

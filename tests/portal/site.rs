@@ -4,15 +4,8 @@
 
 use std::{path::Path, process::Command};
 
+use crate::CONTOSO_INVITE_POLICY as POLICY;
 use test_support::funchost::{AppRoot, HostProcess, TEST_HOST_JSON};
-
-const POLICY: &str = r#"{
-    "defaultAction": "deny",
-    "accessOptions": {
-        "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
-    },
-    "rules": [ { "domains": ["contoso.com"], "action": "invite", "access": ["partner-portal"] } ]
-}"#;
 
 /// Storage that refuses connections at once: the page needs none.
 const NO_STORAGE: &str = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;\
