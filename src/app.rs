@@ -11,8 +11,9 @@ use warp::{Filter, http::HeaderValue, reply::Reply};
 
 use crate::{
     abuse::{CaptchaVerifier, RateLimiter, Scope},
+    auth::{APP_ID_SETTING, AdminAuthConfigError, Authenticator},
     clock::Clock,
-    functions::{self, signup_http::Gatekeeper},
+    functions::{self, admin_api::AdminApi, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
     notify::ApprovalNotifier,
@@ -46,6 +47,8 @@ pub enum StartupError {
     LiveWithoutGraph,
     #[error("cannot set up the Graph client: {0}")]
     Graph(#[from] GraphConfigError),
+    #[error("cannot set up the admin API's token validation: {0}")]
+    AdminAuth(#[from] AdminAuthConfigError),
 }
 
 /// Rows Reconcile handles per category per run (one run every five minutes).
@@ -64,7 +67,7 @@ pub struct Application {
     intake: Arc<Intake>,
     gate: Arc<Gatekeeper>,
     worker: Arc<Worker>,
-    requests: Arc<Requests>,
+    admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
     storage: AzureStorage,
     /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
@@ -100,13 +103,22 @@ impl Application {
             Some(url) => Some(
                 ApprovalNotifier::new(
                     url.clone(),
-                    settings.public_base_url.clone(),
+                    crate::notify::console_base(
+                        &settings.site_url,
+                        settings.public_base_url.as_deref(),
+                    ),
                     WEBHOOK_TIMEOUT,
                 )
                 .map_err(StartupError::Webhook)?,
             ),
             None => None,
         };
+        let auth = Authenticator::new(settings.admin_auth.clone(), clock.clone())?;
+        if !auth.is_on() {
+            tracing::info!(
+                "admin API is off: {APP_ID_SETTING} is not set, so every call to it is answered 401"
+            );
+        }
         let policy = Arc::new(policy);
         let requests = Arc::new(Requests {
             store: Arc::new(storage.clone()),
@@ -158,7 +170,7 @@ impl Application {
                 resend_accepted_after: settings.stale_after,
                 batch: RECONCILE_BATCH,
             }),
-            requests,
+            admin: Arc::new(AdminApi { requests, auth }),
             storage,
             site: Arc::new(settings.site_url.clone()),
         })
@@ -182,7 +194,7 @@ impl Application {
             self.intake,
             self.gate,
             self.worker,
-            self.requests,
+            self.admin,
             self.reconciler,
             self.site,
         ))
@@ -198,7 +210,7 @@ pub fn routes(
     intake: Arc<Intake>,
     gate: Arc<Gatekeeper>,
     worker: Arc<Worker>,
-    requests: Arc<Requests>,
+    admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
     site: Arc<SiteBase>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
@@ -214,7 +226,11 @@ pub fn routes(
         .unify()
         .or(functions::invite_poison::route(worker))
         .unify()
-        .or(functions::approval::route(requests))
+        .or(functions::requests::route(admin.clone()))
+        .unify()
+        .or(functions::request::route(admin.clone()))
+        .unify()
+        .or(functions::approval::route(admin))
         .unify()
         .or(functions::reconcile::route(reconciler))
         .unify()

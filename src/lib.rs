@@ -7,7 +7,10 @@
 //!
 //! - [`functions`]: one module per Functions folder. `signup_http` is `POST /api/signup`:
 //!   content type, size and field rules, and the answer (202 or problem+json);
-//!   `invite_queue` and `invite_poison` are the queue triggers.
+//!   `invite_queue` and `invite_poison` are the queue triggers; `requests`, `request` and
+//!   `approval` are the admin API (list, one request with its history, approve / deny /
+//!   retry), each authorised first through `admin_api` (an Entra ID token, never a
+//!   function key).
 //! - [`intake`]: what happens to a valid sign-up: policy decision, one request per address,
 //!   the row in `SignupRequests`, the message on `signup-requests`.
 //! - [`worker`]: what happens to a queued request: the lease, the invitation, the group

@@ -2,14 +2,32 @@
 //! request starts waiting for a decision (`APPROVAL_WEBHOOK_URL`).
 //!
 //! Both accept `{"text": "..."}`. The message names the request id, the domain, the access
-//! asked for and how to decide, not the person's address or name: the channel is outside
-//! the tenant's audit trail; administrators read the rest with `b2b-signup requests show`.
+//! asked for, a link to the request in the administrators' console
+//! (`{site}console/#/requests/{id}`, [`CONSOLE_PATH`]) and how to decide from the command
+//! line — not the person's address or name: the channel is outside the tenant's audit
+//! trail; administrators read the rest signed in, through the admin API.
 
 use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::domain::SignupRequest;
+use crate::{domain::SignupRequest, site_base::SiteBase};
+
+/// Where a request is shown in the administrators' console, under the site's address. A
+/// fragment: the console is a static page that reads the request through the admin API
+/// with the administrator's own token, so the link itself grants nothing.
+pub const CONSOLE_PATH: &str = "console/#/requests/";
+
+/// The absolute address the console's links start with: the site's, when
+/// `SIGNUP_SITE_URL` is absolute, else the site's path on `SIGNUP_PUBLIC_BASE_URL` (the
+/// Function App serving the site beside the API). `None` when neither is absolute.
+pub fn console_base(site: &SiteBase, public_base: Option<&str>) -> Option<String> {
+    let site = site.as_str();
+    if site.starts_with("http://") || site.starts_with("https://") {
+        return Some(site.to_owned());
+    }
+    public_base.map(|base| format!("{}{site}", base.trim_end_matches('/')))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -23,9 +41,9 @@ pub enum NotifyError {
 pub struct ApprovalNotifier {
     http: reqwest::Client,
     url: Url,
-    /// Where administrators decide, e.g. `https://signup-func.azurewebsites.net`
-    /// (`SIGNUP_PUBLIC_BASE_URL`); without it the message names the command line only.
-    public_base: Option<String>,
+    /// The site's absolute address ([`console_base`]), ending in `/`; without it the
+    /// message names the command line only.
+    console_base: Option<String>,
 }
 
 impl std::fmt::Debug for ApprovalNotifier {
@@ -38,7 +56,7 @@ impl std::fmt::Debug for ApprovalNotifier {
 impl ApprovalNotifier {
     pub fn new(
         url: Url,
-        public_base: Option<String>,
+        console_base: Option<String>,
         timeout: Duration,
     ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
@@ -49,7 +67,7 @@ impl ApprovalNotifier {
         Ok(Self {
             http,
             url,
-            public_base,
+            console_base,
         })
     }
 
@@ -84,11 +102,8 @@ impl ApprovalNotifier {
         text.push_str(&format!(
             ".\nDecide with: b2b-signup requests approve {id}  |  b2b-signup requests deny {id} --reason \"...\""
         ));
-        if let Some(base) = &self.public_base {
-            let base = base.trim_end_matches('/');
-            text.push_str(&format!(
-                "\nor POST {base}/api/requests/{id}/approve (or /deny) with a function key."
-            ));
+        if let Some(base) = &self.console_base {
+            text.push_str(&format!("\nor in the console: {base}{CONSOLE_PATH}{id}"));
         }
         text
     }

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     AlreadyDecided,
     NotPending,
+    /// The admin API's retry: only a `Failed` request goes back to the queue.
+    NotFailed,
     /// The admin API: no access token, or one that is not accepted (which check failed is
     /// never said). Answered with `WWW-Authenticate: Bearer`.
     Unauthenticated,
@@ -53,6 +55,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::AlreadyDecided => "already_decided",
             Self::NotPending => "not_pending",
+            Self::NotFailed => "not_failed",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::ServiceUnavailable => "service_unavailable",
@@ -74,7 +77,7 @@ impl ErrorCode {
             }
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::AlreadyDecided | Self::NotPending => StatusCode::CONFLICT,
+            Self::AlreadyDecided | Self::NotPending | Self::NotFailed => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "Method not allowed",
             Self::AlreadyDecided => "Already decided",
             Self::NotPending => "Not waiting for approval",
+            Self::NotFailed => "Not failed",
             Self::Unauthenticated => "Not signed in",
             Self::Forbidden => "Not allowed",
             Self::ServiceUnavailable => "Service temporarily unavailable",

@@ -12,11 +12,27 @@ use crate::{
     clock::Clock,
     domain::{Actor, Decider, HistoryAction, RequestId, RequestStatus, SignupRequest},
     notify::ApprovalNotifier,
-    storage::{AddressClaim, InviteMessage, RequestStore, SignupQueue, StoreError, Versioned},
+    storage::{
+        AddressClaim, InviteMessage, RequestQuery, RequestStore, SignupQueue, StoreError, Versioned,
+    },
 };
 
 /// Lost ETag races tolerated before giving up (the caller may try again).
 const MAX_RACES: usize = 4;
+
+/// Most rows one page of the list reads before sorting: the table is ordered by domain,
+/// then id, so newest-first across domains means reading the matching rows and sorting
+/// them. Past this many (narrow with a status, a domain or `since`), a page holds the
+/// newest of the rows read.
+pub const MAX_SCAN: usize = 10_000;
+
+/// One page of requests, newest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub requests: Vec<SignupRequest>,
+    /// Where the next page starts (its requests are older than this one), when there is one.
+    pub next: Option<RequestId>,
+}
 
 /// An administrator's decision on a pending request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +98,24 @@ pub struct Requests {
 }
 
 impl Requests {
+    /// Up to `limit` requests matching `query`, newest first (ids are ULIDs: their order is
+    /// creation order). The next page is the same query with `older_than` = [`Page::next`]:
+    /// a keyset, so requests created meanwhile never shift a page.
+    pub async fn page(&self, query: &RequestQuery, limit: usize) -> Result<Page, StoreError> {
+        let mut requests: Vec<SignupRequest> = self
+            .store
+            .query(query, MAX_SCAN)
+            .await?
+            .into_iter()
+            .map(|row| row.value)
+            .collect();
+        requests.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
+        let more = requests.len() > limit;
+        requests.truncate(limit);
+        let next = more.then(|| requests.last().map(|r| r.id)).flatten();
+        Ok(Page { requests, next })
+    }
+
     /// Sends the invitation message, then marks the row `Queued` if nobody moved it on:
     /// the mark records that the message is known to have left, so recovery does not send
     /// it again for [`crate::reconcile::LOST_QUEUED`]. For approval and recovery; intake's

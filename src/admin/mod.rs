@@ -13,7 +13,7 @@
 
 mod csv;
 mod table;
-mod view;
+pub(crate) mod view;
 mod visible;
 
 use std::{

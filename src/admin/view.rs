@@ -11,7 +11,7 @@ use crate::{
 /// Every recorded field, as text.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct View {
+pub(crate) struct View {
     request_id: String,
     status: &'static str,
     email: String,
@@ -115,7 +115,7 @@ fn text(value: &Option<String>) -> String {
 }
 
 impl View {
-    pub(super) fn of(r: &SignupRequest) -> Self {
+    pub(crate) fn of(r: &SignupRequest) -> Self {
         Self {
             request_id: r.id.to_string(),
             status: r.status.as_str(),

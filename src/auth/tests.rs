@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use serde_json::{Value, json};
 use test_support::identity::{
-    self, KEY_1, KEY_2, TestKey, hs256_token, jwks, openid_configuration,
+    self, KEY_1, KEY_2, TestKey, changed, hs256_token, jwks, openid_configuration,
     openid_configuration_document, unsigned_token,
 };
 use time::OffsetDateTime;
@@ -99,21 +99,6 @@ fn application(server: &MockServer, roles: &[&str]) -> Value {
         &person(server, roles),
         json!({"azp": AUTOMATION, "idtyp": "app", "preferred_username": null, "scp": null, "name": null}),
     )
-}
-
-/// `claims` with `changes` applied: a value replaces the claim, `null` removes it.
-fn changed(claims: &Value, changes: Value) -> Value {
-    let mut claims = claims.clone();
-    if let (Some(claims), Value::Object(changes)) = (claims.as_object_mut(), changes) {
-        for (name, value) in changes {
-            if value.is_null() {
-                claims.remove(&name);
-            } else {
-                claims.insert(name, value);
-            }
-        }
-    }
-    claims
 }
 
 fn bearer(token: &str) -> Option<HeaderValue> {

@@ -1,11 +1,12 @@
-//! `Approval`: `POST /api/requests/{id}/approve` and `POST /api/requests/{id}/deny`, with an
-//! optional `{"reason": "..."}` (JSON or urlencoded). `authLevel: function`: the Functions
-//! host (or the local host runner) checks the function key before the request gets here.
+//! `Approval`: `POST /api/requests/{id}/approve` and `…/deny` (with `{"reason": "..."}`,
+//! JSON or urlencoded: optional to approve, required to deny) and `…/retry` (a `Failed`
+//! request back to the invitation queue). Needs `Signup.Approve`.
 //!
-//! The approver recorded in `DecidedBy` is App Service Authentication's
-//! `X-MS-CLIENT-PRINCIPAL-NAME` when present, else the name of the function key the local
-//! host runner passes as `X-Functions-Key-Name`, else `function key` (the Azure host does
-//! not tell a custom handler which key was used).
+//! Who decided is the verified token's administrator ([`crate::auth::Principal::decider`]:
+//! `DecidedBy` its name, `DecidedById` its object id), and nothing a caller can type: the
+//! host lets the call through anonymously, and no header but `Authorization` is read.
+//! Answers `200 {"requestId","status","changed","decidedBy","decidedAt","reason"}`;
+//! deciding twice the same way is `changed: false`; the other way, `409 already_decided`.
 
 use std::sync::Arc;
 
@@ -17,67 +18,105 @@ use warp::{
     reply::Reply,
 };
 
-use super::body;
+use super::{
+    admin_api::{AdminApi, not_found, request_id},
+    body,
+};
 use crate::{
+    auth::Role,
     clock::rfc3339,
     domain::{Decider, FreeText, RequestId, SignupRequest},
     problem::{ErrorCode, Problem},
-    requests::{DecideError, Requests, Verdict},
+    requests::{DecideError, RetryError, Verdict},
 };
 
 const MAX_BODY_BYTES: usize = 4 * 1024;
 const MAX_REASON_CHARS: usize = 500;
 
+/// The last segment of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Decide(Verdict),
+    Retry,
+}
+
+impl Action {
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "approve" => Some(Self::Decide(Verdict::Approve)),
+            "deny" => Some(Self::Decide(Verdict::Deny)),
+            "retry" => Some(Self::Retry),
+            _ => None,
+        }
+    }
+}
+
 pub fn route(
-    requests: Arc<Requests>,
+    api: Arc<AdminApi>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
     warp::path!("api" / "requests" / String / String)
         .and(warp::post())
         .and(warp::header::headers_cloned())
         .and(body::limited(MAX_BODY_BYTES))
         .then(
-            move |id: String,
-                  decision: String,
-                  headers: HeaderMap,
-                  body: Result<Bytes, Problem>| {
-                let requests = requests.clone();
+            move |id: String, action: String, headers: HeaderMap, body: Result<Bytes, Problem>| {
+                let api = api.clone();
                 async move {
-                    let answer = match body {
-                        Ok(body) => handle(&requests, &id, &decision, &headers, &body).await,
-                        Err(problem) => Err(problem),
-                    };
-                    answer.unwrap_or_else(Problem::into_response)
+                    handle(&api, &id, &action, &headers, body)
+                        .await
+                        .unwrap_or_else(Problem::into_response)
                 }
             },
         )
 }
 
 async fn handle(
-    requests: &Requests,
+    api: &AdminApi,
     id: &str,
-    decision: &str,
+    action: &str,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Result<Bytes, Problem>,
 ) -> Result<warp::reply::Response, Problem> {
-    let verdict = match decision {
-        "approve" => Verdict::Approve,
-        "deny" => Verdict::Deny,
-        _ => {
-            return Err(Problem::new(
-                ErrorCode::NotFound,
-                "Use …/approve or …/deny.",
-            ));
+    let principal = api.principal(headers, Role::Approve).await?;
+    let action = Action::parse(action)
+        .ok_or_else(|| Problem::new(ErrorCode::NotFound, "Use …/approve, …/deny or …/retry."))?;
+    let id = request_id(id)?;
+    let by = principal.decider();
+    match action {
+        Action::Decide(verdict) => {
+            let reason = reason(headers, &body?)?;
+            if verdict == Verdict::Deny && reason.is_none() {
+                return Err(Problem::field(
+                    ErrorCode::InvalidField,
+                    "reason",
+                    "A denial needs a reason: send {\"reason\": \"...\"}.",
+                ));
+            }
+            decide(api, &id, verdict, &by, reason).await
         }
-    };
-    let id = RequestId::parse(id).ok_or_else(not_found)?;
-    let reason = reason(headers, body)?;
-    let by = approver(headers);
-    match requests.decide(&id, verdict, &by, reason).await {
-        Ok(decided) => Ok(answer(&decided.request, decided.changed)),
+        // A retry takes no reason: the worker's next outcome is what gets recorded.
+        Action::Retry => retry(api, &id, &by).await,
+    }
+}
+
+async fn decide(
+    api: &AdminApi,
+    id: &RequestId,
+    verdict: Verdict,
+    by: &Decider,
+    reason: Option<String>,
+) -> Result<warp::reply::Response, Problem> {
+    match api.requests.decide(id, verdict, by, reason).await {
+        Ok(decided) => Ok(answer(
+            &decided.request,
+            decided.changed,
+            decided.request.decided_by.as_ref(),
+            decided.request.decided_at,
+        )),
         Err(DecideError::NotFound) => Err(not_found()),
         Err(DecideError::AlreadyDecided(request)) => Err(Problem::new(
             ErrorCode::AlreadyDecided,
-            format!("The request was already decided: it is {}.", request.status),
+            format!("The request was already decided: {}.", decided(&request)),
         )),
         Err(DecideError::NotPending(request)) => Err(Problem::new(
             ErrorCode::NotPending,
@@ -87,31 +126,60 @@ async fn handle(
             ),
         )),
         Err(DecideError::Storage(e)) => {
-            tracing::error!(error = %e, "decision could not be stored");
+            tracing::error!(request_id = %id, error = %e, "decision could not be stored");
             Err(Problem::storage(&e))
         }
     }
 }
 
-fn not_found() -> Problem {
-    Problem::new(ErrorCode::NotFound, "No request has this id.")
+/// What was decided, by whom and when: what a second administrator is told.
+fn decided(request: &SignupRequest) -> String {
+    let mut text = format!("it is {}", request.status);
+    if let Some(by) = &request.decided_by {
+        text.push_str(&format!(", decided by {by}"));
+    }
+    if let Some(at) = request.decided_at {
+        text.push_str(&format!(" at {}", rfc3339(at)));
+    }
+    text
 }
 
-/// Who decided, for the audit row.
-fn approver(headers: &HeaderMap) -> Decider {
-    let header_text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control))
+async fn retry(
+    api: &AdminApi,
+    id: &RequestId,
+    by: &Decider,
+) -> Result<warp::reply::Response, Problem> {
+    let storage = |e| {
+        tracing::error!(request_id = %id, error = %e, "retry could not be stored");
+        Problem::storage(&e)
     };
-    if let Some(principal) = header_text("x-ms-client-principal-name") {
-        Decider::Named(principal.to_owned())
-    } else if let Some(key) = header_text("x-functions-key-name") {
-        Decider::FunctionKey(key.to_owned())
-    } else {
-        Decider::UnnamedKey
+    let row = api
+        .requests
+        .store
+        .find(id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(not_found)?;
+    match api.requests.retry(row, by).await {
+        Ok(retried) => Ok(answer(
+            &retried.request,
+            true,
+            retried.request.retried_by.as_ref(),
+            retried.request.retried_at,
+        )),
+        Err(RetryError::NotFound) => Err(not_found()),
+        Err(RetryError::NotFailed(request)) => Err(Problem::new(
+            ErrorCode::NotFailed,
+            format!(
+                "Only a Failed request is retried: this one is {}.",
+                request.status
+            ),
+        )),
+        Err(RetryError::Superseded(newer)) => Err(Problem::new(
+            ErrorCode::NotFailed,
+            format!("The address signed up again since: follow its newer request, {newer}."),
+        )),
+        Err(RetryError::Storage(e)) => Err(storage(e)),
     }
 }
 
@@ -163,21 +231,28 @@ fn reason(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, Problem> {
 struct Answer<'a> {
     request_id: String,
     status: &'a str,
-    decided_by: Option<String>,
-    decided_at: Option<String>,
-    reason: Option<&'a str>,
     /// `false` when the same decision had been made before.
     changed: bool,
+    /// Who made the decision (or the retry) the request now stands on.
+    decided_by: Option<String>,
+    decided_at: Option<String>,
+    /// The administrator's reason (`DecisionReason`).
+    reason: Option<&'a str>,
 }
 
-fn answer(request: &SignupRequest, changed: bool) -> warp::reply::Response {
+fn answer(
+    request: &SignupRequest,
+    changed: bool,
+    by: Option<&Decider>,
+    at: Option<time::OffsetDateTime>,
+) -> warp::reply::Response {
     let body = Answer {
         request_id: request.id.to_string(),
         status: request.status.as_str(),
-        decided_by: request.decided_by.as_ref().map(Decider::to_string),
-        decided_at: request.decided_at.map(rfc3339),
-        reason: request.decision_reason.as_deref(),
         changed,
+        decided_by: by.map(Decider::to_string),
+        decided_at: at.map(rfc3339),
+        reason: request.decision_reason.as_deref(),
     };
     warp::reply::with_status(warp::reply::json(&body), StatusCode::OK).into_response()
 }

@@ -1,10 +1,12 @@
 //! One module per Functions folder; each exposes the warp filter for its route.
 //!
-//! Forwarded HTTP functions (`SignupHttp`) are served at their public path (`/api/<route>`);
+//! Forwarded HTTP functions (`SignupHttp`, and the admin API's `Requests`, `Request` and
+//! `Approval`, which share [`admin_api`]) are served at their public path (`/api/<route>`);
 //! other triggers arrive as `POST /<FunctionName>` with the invocation payload
 //! ([`crate::invocation`]). The folder name, the module and the route agree; a test checks
 //! every `*/function.json` against [`FUNCTIONS`].
 
+pub(crate) mod admin_api;
 pub mod approval;
 pub(crate) mod body;
 pub mod html_redirect;
@@ -12,13 +14,17 @@ pub mod invite_poison;
 pub mod invite_queue;
 mod queue_trigger;
 pub mod reconcile;
+pub mod request;
+pub mod requests;
 pub mod signup_http;
 
 /// Every function folder the handler serves.
-pub const FUNCTIONS: [&str; 5] = [
+pub const FUNCTIONS: [&str; 7] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
+    "Requests",
+    "Request",
     "Approval",
     "Reconcile",
 ];

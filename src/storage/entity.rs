@@ -62,6 +62,13 @@ fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("{field} is not a date")))
 }
 
+/// The `…ById` column of a decider: a verified administrator's object id, else nothing.
+fn stored_id(decider: Option<&Decider>) -> Option<String> {
+    decider
+        .and_then(Decider::object_id)
+        .map(ToString::to_string)
+}
+
 fn is_zero(count: &u32) -> bool {
     *count == 0
 }
@@ -97,6 +104,11 @@ pub(super) struct RequestEntity {
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// A verified administrator's object id (`oid`), beside `DecidedBy`; added with the
+    /// admin API: rows without it were decided by the command line, a function key or
+    /// the system, and versions before it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +119,9 @@ pub(super) struct RequestEntity {
     /// before it ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_by: Option<String>,
+    /// As `DecidedById`, for `RetriedBy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_by_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,10 +169,12 @@ impl RequestEntity {
             created_at: format_time(request.created_at),
             updated_at: format_time(request.updated_at),
             decided_by: request.decided_by.as_ref().map(Decider::to_string),
+            decided_by_id: stored_id(request.decided_by.as_ref()),
             decided_at: request.decided_at.map(format_time),
             decide_by: request.decide_by.map(format_time),
             notified_at: request.notified_at.map(format_time),
             retried_by: request.retried_by.as_ref().map(Decider::to_string),
+            retried_by_id: stored_id(request.retried_by.as_ref()),
             retried_at: request.retried_at.map(format_time),
             terms_version: request.terms_version.clone(),
             dry_run: request.dry_run,
@@ -227,11 +244,17 @@ impl RequestEntity {
                 self.invitation_attempted_at.as_deref(),
             )?,
             graph_request_id: self.graph_request_id,
-            decided_by: self.decided_by.as_deref().map(Decider::from_text),
+            decided_by: self
+                .decided_by
+                .as_deref()
+                .map(|by| Decider::from_stored(by, self.decided_by_id.as_deref())),
             decided_at: optional_time_of("DecidedAt", self.decided_at.as_deref())?,
             decide_by: optional_time_of("DecideBy", self.decide_by.as_deref())?,
             notified_at: optional_time_of("NotifiedAt", self.notified_at.as_deref())?,
-            retried_by: self.retried_by.as_deref().map(Decider::from_text),
+            retried_by: self
+                .retried_by
+                .as_deref()
+                .map(|by| Decider::from_stored(by, self.retried_by_id.as_deref())),
             retried_at: optional_time_of("RetriedAt", self.retried_at.as_deref())?,
             terms_version: self.terms_version,
             dry_run: self.dry_run,

@@ -138,6 +138,9 @@ pub struct RequestQuery {
     pub created_since: Option<OffsetDateTime>,
     pub updated_before: Option<OffsetDateTime>,
     pub decide_by_before: Option<OffsetDateTime>,
+    /// Only requests older than this one: ids are ULIDs, whose text sorts by creation
+    /// time, so this is the admin API's page boundary.
+    pub older_than: Option<RequestId>,
 }
 
 impl RequestQuery {
@@ -158,6 +161,8 @@ impl RequestQuery {
                 .map(|t| format!("UpdatedAt lt {}", date(t))),
             self.decide_by_before
                 .map(|t| format!("DecideBy lt {}", date(t))),
+            self.older_than
+                .map(|id| format!("RowKey lt {}", quote(&id.to_string()))),
         ]
         .into_iter()
         .flatten()

@@ -7,11 +7,26 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::helpers::{TestApp, assert_problem, default_policy, spawn_app, spawn_app_with};
+use test_support::identity::Signer;
+
+use crate::helpers::{
+    ADMIN, APPROVE, OTHER_ADMIN, TestApp, assert_problem, default_policy, spawn_app, spawn_app_with,
+};
 
 impl TestApp {
-    async fn decide(
+    /// A decision by [`ADMIN`], who holds `Signup.Approve`.
+    pub async fn decide(
         &self,
+        id: &str,
+        decision: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        self.decide_as(&ADMIN, id, decision, body).await
+    }
+
+    pub async fn decide_as(
+        &self,
+        who: &Signer<'_>,
         id: &str,
         decision: &str,
         body: Option<serde_json::Value>,
@@ -19,7 +34,7 @@ impl TestApp {
         let mut request = self
             .http
             .post(format!("{}/api/requests/{id}/{decision}", self.address))
-            .header("x-functions-key-name", "alice");
+            .header("authorization", self.bearer(who, APPROVE));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -57,15 +72,24 @@ async fn approving_a_pending_request_records_who_and_enqueues_it() {
         (answer["status"].as_str(), answer["changed"].as_bool()),
         (Some("Queued"), Some(true))
     );
-    assert_eq!(answer["decidedBy"], "key:alice");
+    assert_eq!(answer["decidedBy"], ADMIN.username);
     let row = app.row("fabrikam.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Queued);
     assert_eq!(
         (
-            row.decided_by.map(|by| by.to_string()).as_deref(),
+            row.decided_by.as_ref().map(|by| by.to_string()).as_deref(),
             row.decision_reason.as_deref()
         ),
-        (Some("key:alice"), Some("known partner"))
+        (Some(ADMIN.username), Some("known partner"))
+    );
+    assert_eq!(
+        row.decided_by
+            .as_ref()
+            .and_then(|by| by.object_id())
+            .map(|oid| oid.to_string())
+            .as_deref(),
+        Some(ADMIN.object_id),
+        "DecidedById is the token's oid"
     );
     assert_eq!(row.reason, None, "Reason is left to the outcome");
     assert_eq!(answer["reason"], "known partner");
@@ -76,8 +100,18 @@ async fn approving_a_pending_request_records_who_and_enqueues_it() {
     let again: serde_json::Value = app.decide(&id, "approve", None).await.json().await.unwrap();
     assert_eq!(again["changed"], false);
     assert_eq!(app.queued_messages().await.len(), 1);
-    // The opposite decision is refused.
-    assert_problem(app.decide(&id, "deny", None).await, 409, "already_decided").await;
+    // The opposite decision is refused, saying what was decided.
+    let problem = assert_problem(
+        app.decide(&id, "deny", Some(json!({"reason": "changed my mind"})))
+            .await,
+        409,
+        "already_decided",
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains(ADMIN.username),
+        "{problem}"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +121,10 @@ async fn denying_records_the_reason_and_sends_nothing() {
     let response = app
         .http
         .post(format!("{}/api/requests/{id}/deny", app.address))
-        .header("x-ms-client-principal-name", "admin@contoso.com")
+        .header("authorization", app.bearer(&ADMIN, APPROVE))
+        // Names a caller could type are never recorded: only the token's.
+        .header("x-ms-client-principal-name", "ceo@contoso.com")
+        .header("x-functions-key-name", "ceo")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("reason=not+a+partner")
         .send()
@@ -98,7 +135,7 @@ async fn denying_records_the_reason_and_sends_nothing() {
     assert_eq!(row.status, RequestStatus::Denied);
     assert_eq!(
         row.decided_by.map(|by| by.to_string()).as_deref(),
-        Some("admin@contoso.com")
+        Some(ADMIN.username)
     );
     assert_eq!(row.decision_reason.as_deref(), Some("not a partner"));
     assert!(app.queued_messages().await.is_empty());
@@ -137,16 +174,30 @@ async fn unknown_requests_and_decisions_are_404_and_invited_ones_are_not_pending
     )
     .await;
     assert_eq!(problem["field"], "reason");
+    // A denial without a reason is refused before anything is read or written.
+    let problem = assert_problem(app.decide(&id, "deny", None).await, 400, "invalid_field").await;
+    assert_eq!(problem["field"], "reason");
+    assert_eq!(
+        app.row("fabrikam.com", &id).await.unwrap().status,
+        RequestStatus::PendingApproval
+    );
 }
 
 #[tokio::test]
-async fn concurrent_approve_and_deny_exactly_one_wins() {
+async fn two_administrators_deciding_at_once_make_one_decision() {
     let app = spawn_app().await;
     let (id, _) = app.sign_up("grace@fabrikam.com").await;
 
-    let decisions = ["approve", "deny"].repeat(5);
-    let answers =
-        futures::future::join_all(decisions.iter().map(|d| app.decide(&id, d, None))).await;
+    // Alice approves five times while Bob denies five times, all at once.
+    let deny = json!({"reason": "not a partner"});
+    let answers = futures::future::join_all((0..10).map(|i| {
+        if i % 2 == 0 {
+            app.decide_as(&ADMIN, &id, "approve", None)
+        } else {
+            app.decide_as(&OTHER_ADMIN, &id, "deny", Some(deny.clone()))
+        }
+    }))
+    .await;
 
     let mut changed = 0;
     let mut conflicts = 0;
@@ -157,7 +208,16 @@ async fn concurrent_approve_and_deny_exactly_one_wins() {
                     answer.json::<serde_json::Value>().await.unwrap()["changed"] == true,
                 )
             }
-            409 => conflicts += 1,
+            409 => {
+                let problem: serde_json::Value = answer.json().await.unwrap();
+                assert_eq!(problem["code"], "already_decided");
+                let detail = problem["detail"].as_str().unwrap();
+                assert!(
+                    detail.contains(ADMIN.username) || detail.contains(OTHER_ADMIN.username),
+                    "the loser is told who decided: {detail}"
+                );
+                conflicts += 1
+            }
             other => panic!("unexpected {other}"),
         }
     }
@@ -295,8 +355,8 @@ async fn the_approval_webhook_is_told_and_retried_after_a_failure() {
         "{text}"
     );
     assert!(
-        text.contains("https://signup.example/api/requests/"),
-        "{text}"
+        text.contains(&format!("https://signup.example/console/#/requests/{id}")),
+        "a link to the request in the console: {text}"
     );
     assert!(
         !text.contains("grace.hopper"),

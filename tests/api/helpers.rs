@@ -13,6 +13,7 @@ use b2b_signup::{
     storage::{AzureStorage, InviteMessage, RequestStore, StorageAccount, azure::StorageTimeouts},
 };
 use base64::Engine;
+use test_support::identity::{MockTenant, Signer};
 
 pub const GROUP_A: &str = "11111111-1111-1111-1111-111111111111";
 pub const GROUP_B: &str = "22222222-2222-2222-2222-222222222222";
@@ -38,12 +39,31 @@ pub fn default_policy() -> String {
 
 pub use test_support::Azurite;
 
+/// The mock tenant's id, and the admin API's app registration in it.
+pub const ADMIN_TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const ADMIN_APP: &str = "6e3c1f0a-7b7d-4c4e-9a55-0c2f7d1b9e01";
+/// The administrator the tests' tokens name, and their object id.
+pub const ADMIN: Signer<'static> = Signer {
+    username: "alice@contoso.com",
+    object_id: "5f0c8e3a-1b2c-4d5e-8f90-0123456789ab",
+};
+/// A second administrator, deciding at the same time as [`ADMIN`].
+pub const OTHER_ADMIN: Signer<'static> = Signer {
+    username: "bob@contoso.com",
+    object_id: "6a1d9f4b-2c3d-4e5f-9a01-123456789abc",
+};
+pub const APPROVE: &[&str] = &["Signup.Approve"];
+pub const READ: &[&str] = &["Signup.Read"];
+
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
     pub store: AzureStorage,
     pub azurite: Azurite,
     pub time: ManualTime,
+    /// The mock Entra ID the admin API trusts (unless a test turned the API off).
+    pub tenant: MockTenant,
+    _identity: wiremock::MockServer,
     _policy: tempfile::NamedTempFile,
 }
 
@@ -112,6 +132,16 @@ pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings))
     let azurite = Azurite::start();
     let policy = write_policy(policy);
     let mut settings = settings_for(&azurite.connection_string(), policy.path().to_owned());
+    let identity = wiremock::MockServer::start().await;
+    let tenant = MockTenant::start(&identity, ADMIN_TENANT, ADMIN_APP).await;
+    let tenant_settings = tenant.settings();
+    settings.admin_auth = b2b_signup::auth::AdminAuthSettings::from_lookup(|name| {
+        tenant_settings
+            .iter()
+            .find(|(setting, _)| *setting == name)
+            .map(|(_, value)| value.clone())
+    })
+    .expect("valid admin API settings");
     configure(&mut settings);
     let (clock, time) = Clock::manual(time::OffsetDateTime::now_utc());
     let app = Application::build_with_clock(&settings, clock)
@@ -128,11 +158,25 @@ pub async fn spawn_app_with(policy: &str, configure: impl FnOnce(&mut Settings))
         store: AzureStorage::new(&settings.storage, StorageTimeouts::default()).expect("store"),
         azurite,
         time,
+        tenant,
+        _identity: identity,
         _policy: policy,
     }
 }
 
 impl TestApp {
+    /// `Authorization: Bearer <token>` for `who` with `roles`, from the mock tenant.
+    pub fn bearer(&self, who: &Signer<'_>, roles: &[&str]) -> String {
+        format!("Bearer {}", self.tenant.token(who, roles))
+    }
+
+    /// A call to the admin API (`path` after `/api/`) as [`ADMIN`] with `Signup.Approve`.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/{path}", self.address))
+            .header("authorization", self.bearer(&ADMIN, APPROVE))
+    }
+
     pub async fn post_json(&self, body: &str) -> reqwest::Response {
         self.post("application/json", body.to_owned()).await
     }

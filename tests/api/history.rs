@@ -26,12 +26,16 @@ impl TestApp {
         serde_json::to_string(&message).unwrap()
     }
 
-    /// Approves or denies over the HTTP API as the principal `by`.
-    async fn decide_as(&self, id: &str, decision: &str, by: &str, reason: &str) {
+    /// Approves or denies over the admin API as the administrator signed in as `by`.
+    async fn decide_named(&self, id: &str, decision: &str, by: &str, reason: &str) {
+        let who = test_support::identity::Signer {
+            username: by,
+            object_id: crate::helpers::ADMIN.object_id,
+        };
         let response = self
             .http
             .post(format!("{}/api/requests/{id}/{decision}", self.address))
-            .header("x-ms-client-principal-name", by)
+            .header("authorization", self.bearer(&who, crate::helpers::APPROVE))
             .json(&json!({ "reason": reason }))
             .send()
             .await
@@ -156,10 +160,10 @@ async fn a_denial_records_the_administrator_and_the_reason_once() {
     let app = spawn_app().await;
     let (id, _) = app.sign_up("grace@fabrikam.com").await;
 
-    app.decide_as(&id, "deny", "admin@contoso.com", "not a partner")
+    app.decide_named(&id, "deny", "admin@contoso.com", "not a partner")
         .await;
     // Deciding the same way again changes nothing, so records nothing.
-    app.decide_as(&id, "deny", "other@contoso.com", "still not")
+    app.decide_named(&id, "deny", "other@contoso.com", "still not")
         .await;
 
     let row = app.row("fabrikam.com", &id).await.unwrap();
@@ -329,7 +333,7 @@ async fn a_row_written_before_history_existed_reads_and_shows_so() {
     );
 
     // Its next change starts its history, and `show` says what came before is missing.
-    app.decide_as(&id, "approve", "admin@contoso.com", "vetted")
+    app.decide_named(&id, "approve", "admin@contoso.com", "vetted")
         .await;
     let row = app.row("fabrikam.com", &id).await.unwrap();
     assert_eq!(

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod admin;
+mod admin_api;
 mod approval;
 mod graph_live;
 mod helpers;

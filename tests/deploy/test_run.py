@@ -169,7 +169,6 @@ def test_a_portal_on_other_ports_keeps_its_sign_ups_in_its_own_azurite(tmp_path)
         "CARGO_TARGET_DIR": str(target_dir()),
         "SIGNUP_POLICY_PATH": "policy.example.json",
         "SIGNUP_DRY_RUN": "true",
-        "B2B_HOST_FUNCTION_KEYS": "default=test-run-key",
     }
     env_without_storage = {k: v for k, v in os.environ.items() if k != "AzureWebJobsStorage"}
     portal = f"http://127.0.0.1:{ports['PORT']}"

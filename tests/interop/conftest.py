@@ -1,6 +1,7 @@
 """Real processes for the interop tests: Azurite (in memory) and the b2b-signup binary.
 
-Both run on 127.0.0.1 only, on ports the OS picks, with their output in log files (never in
+The app trusts a mock Entra ID (mock_entra.py, a thread of pytest's) for the admin API's
+tokens. Both processes run on 127.0.0.1 only, on ports the OS picks, with their output in log files (never in
 a pipe nobody reads: a full pipe would freeze them). Every wait is bounded. Teardown stops
 both process groups, SIGTERM to pytest still runs teardown, and the children are killed by
 the kernel if pytest itself is killed, so a failing or interrupted run leaves nothing behind.
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from mock_entra import MockEntra
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INTEROP_DIR = Path(__file__).resolve().parent
@@ -264,8 +266,18 @@ def azurite(tmp_path_factory) -> Azurite:
         stop_process(process)
 
 
+@pytest.fixture(scope="session")
+def entra() -> MockEntra:
+    """A mock Entra ID tenant on loopback whose tokens the app's admin API accepts."""
+    mock = MockEntra()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
 @pytest.fixture(scope="module")
-def signup_app(azurite, tmp_path_factory) -> SignupApp:
+def signup_app(azurite, entra, tmp_path_factory) -> SignupApp:
     """The b2b-signup binary as the Functions host runs it, against the Azurite above."""
     binary = signup_binary()
     if not (binary.is_file() and os.access(binary, os.X_OK)):
@@ -282,7 +294,7 @@ def signup_app(azurite, tmp_path_factory) -> SignupApp:
         [str(binary), *host_json_arguments()],
         log_path,
         cwd=REPO_ROOT,  # the host runs the handler in the app root
-        env=app_environment(azurite, port),
+        env={**app_environment(azurite, port), **entra.settings()},
     )
     try:
         base_url = f"http://127.0.0.1:{port}"

@@ -23,6 +23,7 @@ import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient
+from mock_entra import APPROVE
 
 TABLE_NAME = "SignupRequests"
 QUEUE_NAME = "signup-requests"
@@ -51,9 +52,12 @@ class Response:
         return f"HTTP {self.status} ({self.content_type}): {self.body[:500]!r}"
 
 
-def post(app, path: str, body: bytes, content_type: str) -> Response:
+def post(app, path: str, body: bytes, content_type: str, headers: dict | None = None) -> Response:
     request = urllib.request.Request(
-        app.base_url + path, data=body, method="POST", headers={"Content-Type": content_type}
+        app.base_url + path,
+        data=body,
+        method="POST",
+        headers={"Content-Type": content_type, **(headers or {})},
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
@@ -263,18 +267,21 @@ def test_denied_domain_is_refused_with_problem_json(signup_app):
 
 
 def test_history_and_decision_reason_read_back_as_json_and_text(
-    signup_app, requests_table, signup_queue
+    signup_app, entra, requests_table, signup_queue
 ):
     # Arrange: a sign-up that waits for approval
     response = post_json(signup_app, {"email": "emmy@fabrikam.com", "displayName": "Emmy Noether"})
     request_id = accepted_request_id(response, "pending_approval")
 
-    # Act: an administrator approves it with a reason
+    # Act: an administrator, signed in with Entra ID, approves it with a reason
+    admin, admin_oid = "alice@contoso.com", "5f0c8e3a-1b2c-4d5e-8f90-0123456789ab"
+    token = entra.token(admin, admin_oid, [APPROVE])
     decided = post(
         signup_app,
         f"/api/requests/{request_id}/approve",
         json.dumps({"reason": "Known partner"}).encode(),
         "application/json",
+        {"Authorization": f"Bearer {token}"},
     )
     assert decided.status == 200, str(decided)
 
@@ -282,13 +289,15 @@ def test_history_and_decision_reason_read_back_as_json_and_text(
     # {at, actor, action, from, to, reason} in the row, every value text or null
     row = read_row(requests_table, "fabrikam.com", request_id)
     assert row["DecisionReason"] == "Known partner"
+    # Who decided is the token's person, never a key or a header the caller chose
+    assert (row["DecidedBy"], row["DecidedById"]) == (admin, admin_oid)
     assert "Reason" not in row  # left to the worker's outcome
     assert isinstance(row["History"], str)
     history = json.loads(row["History"])
     assert [(e["actor"], e["action"], e["from"], e["to"]) for e in history] == [
         ("partner", "created", None, "PendingApproval"),
-        ("function key", "approved", "PendingApproval", "Accepted"),
-        ("function key", "queued", "Accepted", "Queued"),
+        (admin, "approved", "PendingApproval", "Accepted"),
+        (admin, "queued", "Accepted", "Queued"),
     ]
     for entry in history:
         assert list(entry) == ["at", "actor", "action", "from", "to", "reason"]

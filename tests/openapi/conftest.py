@@ -1,11 +1,11 @@
-"""The running app for the OpenAPI contract test: an in-memory Azurite and the local host
-runner, which starts the real handler binary and enforces function keys as Azure's host does
-(so the spec's 401 is real too).
+"""The running app for the OpenAPI contract test: an in-memory Azurite, a mock Entra ID, and
+the local host runner, which starts the real handler binary as Azure's host does.
 
-The process helpers and the Azurite fixture are tests/interop/conftest.py's, loaded from
-there (one way to start processes for every Python test). The runner gets an app root of
-its own in a temporary folder (host.json and the function folders, no local.settings.json
-from the developer), the policy of the interop tests, SIGNUP_DRY_RUN=true and a known key.
+The process helpers and the Azurite and mock Entra ID fixtures are tests/interop's
+(conftest.py and mock_entra.py), loaded from there (one way to start processes for every
+Python test). The runner gets an app root of its own in a temporary folder (host.json and
+the function folders, no local.settings.json from the developer), the policy of the interop
+tests, SIGNUP_DRY_RUN=true, and the settings that make its admin API trust the mock tenant.
 """
 
 from __future__ import annotations
@@ -21,16 +21,22 @@ from pathlib import Path
 import pytest
 
 _INTEROP = Path(__file__).resolve().parents[1] / "interop" / "conftest.py"
+# The interop conftest imports mock_entra from its own folder.
+sys.path.insert(0, str(_INTEROP.parent))
 _spec = importlib.util.spec_from_file_location("b2b_interop_conftest", _INTEROP)
 interop = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = interop  # dataclasses look their module up there
 _spec.loader.exec_module(interop)
 
-# The session's Azurite (in memory, loopback, OS-chosen ports, telemetry off).
+# The session's Azurite (in memory, loopback, OS-chosen ports, telemetry off), and the mock
+# Entra ID tenant (a thread on loopback).
 azurite = interop.azurite
+entra = interop.entra
+mock_entra = sys.modules["mock_entra"]
 
 REPO_ROOT = interop.REPO_ROOT
-FUNCTION_KEY = "openapi-test-key-7f3a"
+# Who the tests' tokens name.
+ADMIN = ("alice@contoso.com", "5f0c8e3a-1b2c-4d5e-8f90-0123456789ab")
 LISTENING = re.compile(r"^funchost listening on (http://127\.0\.0\.1:\d+)$")
 RUNNER_START_TIMEOUT_S = 30
 
@@ -39,8 +45,10 @@ RUNNER_START_TIMEOUT_S = 30
 class Portal:
     base_url: str
     log_path: Path
-    # The function key the runner accepts for the approval API.
-    key: str
+    # The mock tenant, for tokens with other roles than `token`'s.
+    entra: object
+    # An administrator's access token with both roles: every admin operation is allowed.
+    token: str
 
 
 def _app_root(root: Path) -> None:
@@ -52,7 +60,7 @@ def _app_root(root: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def portal(azurite, tmp_path_factory) -> Portal:
+def portal(azurite, entra, tmp_path_factory) -> Portal:
     binary = interop.signup_binary()
     funchost = interop.funchost_binary()
     for built in (binary, funchost):
@@ -64,7 +72,7 @@ def portal(azurite, tmp_path_factory) -> Portal:
     log_path = workdir / "runner.log"
     env = interop.app_environment(azurite, 0)
     env.pop("FUNCTIONS_CUSTOMHANDLER_PORT")  # the runner picks the handler's port
-    env["B2B_HOST_FUNCTION_KEYS"] = f"default={FUNCTION_KEY}"
+    env.update(entra.settings())
     process = interop.start_process(
         [str(funchost), "--port", "0", "--app-root", str(root), "--handler", str(binary)],
         log_path,
@@ -84,7 +92,8 @@ def portal(azurite, tmp_path_factory) -> Portal:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the host runner did not start:\n{interop.log_tail(log_path)}", pytrace=False)
             time.sleep(0.05)
-        yield Portal(found[0], log_path, FUNCTION_KEY)
+        token = entra.token(*ADMIN, [mock_entra.READ, mock_entra.APPROVE])
+        yield Portal(found[0], log_path, entra, token)
     finally:
         interop.stop_process(process)
 

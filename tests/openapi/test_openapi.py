@@ -2,11 +2,12 @@
 an in-memory Azurite, dry run).
 
 1. Each documented answer that generated data cannot reach (303 for HTML forms, 200 and 409
-   of the approval API, 401, 413, 415) is produced on purpose and validated against the
+   of the admin API, 401, 403, 413, 415) is produced on purpose and validated against the
    spec with schemathesis's response validation.
 2. schemathesis then generates requests for every operation from the spec (positive data,
-   a bounded number of examples, a fixed seed) and checks status codes, content types,
-   headers and bodies against it, and that the approval API refuses a request without a key.
+   a bounded number of examples, a fixed seed), as an administrator with both app roles of
+   the mock Entra ID tenant, and checks status codes, content types, headers and bodies
+   against it, and that the admin API refuses a request without a valid token.
 
 Run from the repository root:
     "$(scripts/python-env.sh tests/openapi/requirements.txt)" -m pytest tests/openapi -q
@@ -52,8 +53,20 @@ def post(portal, path: str, **kwargs) -> requests.Response:
     return requests.post(f"{portal.base_url}{path}", **kwargs)
 
 
+def get(portal, path: str, **kwargs) -> requests.Response:
+    kwargs.setdefault("timeout", 10)
+    return requests.get(f"{portal.base_url}{path}", **kwargs)
+
+
 def key(portal) -> dict[str, str]:
-    return {"x-functions-key": portal.key}
+    """An administrator's token with both roles."""
+    return {"authorization": f"Bearer {portal.token}"}
+
+
+def reader(portal) -> dict[str, str]:
+    """A token with `Signup.Read` only: reads, never decides."""
+    token = portal.entra.token("reader@contoso.com", "7b2e0a5c-3d4e-4f60-8a12-23456789abcd", ["Signup.Read"])
+    return {"authorization": f"Bearer {token}"}
 
 
 def sign_up(portal, email: str) -> dict:
@@ -98,9 +111,10 @@ def test_html_form_posts_get_a_303_as_documented(portal):
         signup.validate_response(response)
 
 
-def test_approval_answers_match_the_spec(portal):
+def test_admin_answers_match_the_spec(portal):
     approve = operation("/api/requests/{id}/approve")
     deny = operation("/api/requests/{id}/deny")
+    retry = operation("/api/requests/{id}/retry")
     pending = sign_up(portal, "grace@fabrikam.com")
     invited = sign_up(portal, "linus@contoso.com")
     assert pending["status"] == "pending_approval"
@@ -109,14 +123,19 @@ def test_approval_answers_match_the_spec(portal):
     cases = [
         (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal), "json": {"reason": "known partner"}}, 200),
         (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal)}, 200),  # again: changed false
-        (deny, path.format(pending["requestId"], "deny"), {"headers": key(portal)}, 409),  # already_decided
-        (deny, path.format(invited["requestId"], "deny"), {"params": {"code": portal.key}}, 409),  # not_pending
+        (deny, path.format(pending["requestId"], "deny"), {"headers": key(portal), "json": {"reason": "no"}}, 409),  # already_decided
+        (deny, path.format(invited["requestId"], "deny"), {"headers": key(portal), "json": {"reason": "no"}}, 409),  # not_pending
+        (deny, path.format(invited["requestId"], "deny"), {"headers": key(portal)}, 400),  # a denial needs a reason
+        (retry, path.format(invited["requestId"], "retry"), {"headers": key(portal)}, 409),  # not_failed
         (approve, path.format("01J0000000000000000000000Z", "approve"), {"headers": key(portal)}, 404),
         (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal), "json": {"why": 1}}, 400),
         (approve, path.format(pending["requestId"], "approve"), {"headers": {**key(portal), "content-type": "text/plain"}, "data": "x"}, 415),
         (approve, path.format(pending["requestId"], "approve"), {"headers": key(portal), "data": "reason=" + "x" * 5000}, 413),
         (approve, path.format(pending["requestId"], "approve"), {}, 401),
-        (deny, path.format(pending["requestId"], "deny"), {"headers": {"x-functions-key": "wrong"}}, 401),
+        (approve, path.format(pending["requestId"], "approve"), {"headers": {"authorization": "Bearer not-a-token"}}, 401),
+        # A function key authorises nothing now.
+        (deny, path.format(pending["requestId"], "deny"), {"headers": {"x-functions-key": "any"}}, 401),
+        (deny, path.format(pending["requestId"], "deny"), {"headers": reader(portal)}, 403),
     ]
     for op, url, kwargs, status in cases:
         response = post(portal, url, **kwargs)
@@ -124,6 +143,34 @@ def test_approval_answers_match_the_spec(portal):
         op.validate_response(response)
         if status == 200:
             assert response.json()["status"] == "Queued" or response.json()["changed"] is False
+        if status == 401:
+            assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_admin_reads_match_the_spec(portal):
+    listing = operation("/api/requests", "GET")
+    one = operation("/api/requests/{id}", "GET")
+    pending = sign_up(portal, "ada.reads@fabrikam.com")
+    url = f"/api/requests/{pending['requestId']}"
+
+    cases = [
+        (listing, "/api/requests", {"headers": reader(portal), "params": {"status": "PendingApproval", "limit": 1}}, 200),
+        (listing, "/api/requests", {"headers": key(portal), "params": {"limit": 0}}, 400),
+        (listing, "/api/requests", {}, 401),
+        (listing, "/api/requests", {"headers": {"authorization": f"Bearer {portal.entra.token('norole@contoso.com', '8c3f1b6d-4e5f-4071-9b23-3456789abcde', [])}"}}, 403),
+        (one, url, {"headers": reader(portal)}, 200),
+        (one, "/api/requests/01J0000000000000000000000Z", {"headers": key(portal)}, 404),
+        (one, url, {}, 401),
+    ]
+    for op, path, kwargs, status in cases:
+        response = get(portal, path, **kwargs)
+        assert response.status_code == status, f"{path} {kwargs}: {response.status_code} {response.text}"
+        op.validate_response(response)
+
+    page = get(portal, "/api/requests", headers=key(portal), params={"limit": 1}).json()
+    assert len(page["items"]) == 1 and page["continuation"], page
+    shown = get(portal, url, headers=key(portal)).json()
+    assert [(e["actor"], e["action"]) for e in shown["history"]] == [("partner", "created")]
 
 
 def test_generated_requests_conform_to_the_spec(portal, tmp_path):
@@ -136,7 +183,7 @@ def test_generated_requests_conform_to_the_spec(portal, tmp_path):
         "run",
         str(SPEC_PATH),
         "--url", portal.base_url,
-        "--header", f"x-functions-key: {portal.key}",
+        "--header", f"Authorization: Bearer {portal.token}",
         "--mode", "positive",
         "--max-examples", str(MAX_EXAMPLES),
         "--seed", "20260108",
@@ -153,7 +200,7 @@ def test_generated_requests_conform_to_the_spec(portal, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     # Every operation was tested, none skipped for a schema it could not use.
-    assert re.search(r"Tested:\s+3\b", output), output
+    assert re.search(r"Tested:\s+6\b", output), output
     assert "0 passed" not in output, output
 
 

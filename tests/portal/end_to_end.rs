@@ -18,6 +18,7 @@ use test_support::{
     Azurite,
     entra::{REDEEM_TICKET, invitation_created, mount_token_endpoint},
     funchost::{AppRoot, FUNCTION_KEY, HostProcess, Queues, TEST_HOST_JSON},
+    identity::{MockTenant, Signer},
 };
 
 const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
@@ -282,17 +283,47 @@ async fn dry_run_sends_nothing_to_graph() {
 }
 
 #[tokio::test]
-async fn an_approval_through_the_runner_needs_a_key_and_then_invites() {
+async fn an_approval_through_the_runner_needs_a_token_with_the_role_and_then_invites() {
     let azurite = Azurite::start();
-    let portal = portal(&azurite, TEST_HOST_JSON, json!({"SIGNUP_DRY_RUN": "true"})).await;
+    let identity = MockServer::start().await;
+    let tenant = MockTenant::start(
+        &identity,
+        "72f988bf-86f1-41af-91ab-2d7cd011db47",
+        "6e3c1f0a-7b7d-4c4e-9a55-0c2f7d1b9e01",
+    )
+    .await;
+    let mut settings = json!({"SIGNUP_DRY_RUN": "true"});
+    for (name, value) in tenant.settings() {
+        settings[name] = json!(value);
+    }
+    let portal = portal(&azurite, TEST_HOST_JSON, settings).await;
     let id = portal.sign_up("grace@fabrikam.com").await;
     let approve = portal.host.url(&format!("/api/requests/{id}/approve"));
     let http = reqwest::Client::new();
+    let admin = Signer {
+        username: "alice@contoso.com",
+        object_id: "5f0c8e3a-1b2c-4d5e-8f90-0123456789ab",
+    };
+    let bearer = |roles: &[&str]| format!("Bearer {}", tenant.token(&admin, roles));
 
-    assert_eq!(http.post(&approve).send().await.unwrap().status(), 401);
-    let response = http
+    // A function key no longer decides anything; a token without the role neither.
+    let keyed = http
         .post(&approve)
         .header("x-functions-key", FUNCTION_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 401);
+    let reader = http
+        .post(&approve)
+        .header("authorization", bearer(&["Signup.Read"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reader.status(), 403);
+    let response = http
+        .post(&approve)
+        .header("authorization", bearer(&["Signup.Approve"]))
         .send()
         .await
         .unwrap();
@@ -308,7 +339,7 @@ async fn an_approval_through_the_runner_needs_a_key_and_then_invites() {
         .await;
     assert_eq!(
         row.decided_by.map(|by| by.to_string()).as_deref(),
-        Some("key:default")
+        Some(admin.username)
     );
 }
 
@@ -453,7 +484,8 @@ async fn no_log_line_carries_personal_data_or_secrets(level: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(approve.status(), 404);
+    // A function key decides nothing: the admin API wants a token (and is off here).
+    assert_eq!(approve.status(), 401);
 
     let output = portal.host.output();
     assert!(

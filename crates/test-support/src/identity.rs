@@ -98,6 +98,22 @@ pub fn unsigned_token(header: &Value, claims: &Value) -> String {
     format!("{}.{}.", part(header), part(claims))
 }
 
+/// `claims` with `changes` applied: a value replaces the claim, `null` removes it (the
+/// bad-token cases are valid claims with one thing changed).
+pub fn changed(claims: &Value, changes: Value) -> Value {
+    let mut claims = claims.clone();
+    if let (Some(claims), Value::Object(changes)) = (claims.as_object_mut(), changes) {
+        for (name, value) in changes {
+            if value.is_null() {
+                claims.remove(&name);
+            } else {
+                claims.insert(name, value);
+            }
+        }
+    }
+    claims
+}
+
 /// The issuer the mock tenant's configuration names, as Entra ID v2.0 writes it:
 /// `{authority}/{tenant}/v2.0`.
 pub fn issuer(authority: &str, tenant: &str) -> String {
@@ -133,4 +149,72 @@ pub fn jwks(tenant: &str, keys: &[&TestKey]) -> Mock {
         .and(path(format!("/{tenant}/discovery/v2.0/keys")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "keys": keys })))
         .named("JWKS")
+}
+
+/// Who a token from [`MockTenant`] names.
+pub struct Signer<'a> {
+    /// `preferred_username`.
+    pub username: &'a str,
+    /// `oid`: what the admin API records as `DecidedById`.
+    pub object_id: &'a str,
+}
+
+/// A mock Entra ID tenant for an app's tests: the settings that point the admin API at it,
+/// and valid tokens for its app registration.
+pub struct MockTenant {
+    pub authority: String,
+    pub tenant: String,
+    /// The admin API's app id (`SIGNUP_ADMIN_APP_ID`).
+    pub app_id: String,
+}
+
+impl MockTenant {
+    /// Mounts the tenant's OpenID configuration and keys (`KEY_1`) on `server`.
+    pub async fn start(server: &wiremock::MockServer, tenant: &str, app_id: &str) -> Self {
+        let authority = server.uri();
+        openid_configuration(&authority, tenant).mount(server).await;
+        jwks(tenant, &[&KEY_1]).mount(server).await;
+        Self {
+            authority,
+            tenant: tenant.to_owned(),
+            app_id: app_id.to_owned(),
+        }
+    }
+
+    /// The settings that make the admin API trust this tenant.
+    pub fn settings(&self) -> [(&'static str, String); 3] {
+        [
+            ("AZURE_AUTHORITY_HOST", self.authority.clone()),
+            ("AZURE_TENANT_ID", self.tenant.clone()),
+            ("SIGNUP_ADMIN_APP_ID", self.app_id.clone()),
+        ]
+    }
+
+    /// The claims of a valid v2.0 access token a signed-in person got for the admin API,
+    /// with `roles`, valid from a minute ago for an hour.
+    pub fn claims(&self, who: &Signer<'_>, roles: &[&str]) -> Value {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs();
+        json!({
+            "aud": self.app_id,
+            "iss": issuer(&self.authority, &self.tenant),
+            "iat": now - 60,
+            "nbf": now - 60,
+            "exp": now + 3600,
+            "azp": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            "oid": who.object_id,
+            "preferred_username": who.username,
+            "roles": roles,
+            "scp": "access_as_user",
+            "tid": self.tenant,
+            "ver": "2.0",
+        })
+    }
+
+    /// A valid token for `who` with `roles`, signed with `KEY_1`.
+    pub fn token(&self, who: &Signer<'_>, roles: &[&str]) -> String {
+        KEY_1.sign(&self.claims(who, roles))
+    }
 }
