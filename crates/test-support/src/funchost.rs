@@ -169,6 +169,19 @@ impl HostProcess {
         self.output.lock().unwrap().clone()
     }
 
+    /// The output once it holds `text`: a line is read from the process's pipe after the
+    /// HTTP answer it follows may already have arrived, so a test waits for it (bounded).
+    pub async fn output_with(&self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let output = self.output();
+            if output.contains(text) || Instant::now() >= deadline {
+                return output;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM (what App Service and Ctrl-C-like stops send) and waits for the exit.
     pub async fn terminate(&mut self) -> ExitStatus {
         let status = Command::new("kill")

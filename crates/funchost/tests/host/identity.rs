@@ -4,6 +4,8 @@
 //! (That the product's token validation accepts its tokens is tested with the product, in
 //! `tests/portal/`.)
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
@@ -199,11 +201,14 @@ async fn a_token_is_for_the_local_administrator_and_verifies_with_the_published_
     );
     assert!(other.is_err());
     // The token never reaches the log.
-    assert!(!host.output().contains(token));
-    assert!(
-        host.output()
-            .contains("dev identity: issued an access token")
-    );
+    let output = host
+        .output_with(
+            "dev identity: issued an access token",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(!output.contains(token));
+    assert!(output.contains("dev identity: issued an access token"));
 }
 
 #[tokio::test]
