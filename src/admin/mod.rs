@@ -1,16 +1,19 @@
 //! The administrators' command line: read, decide, retry and export requests, check and explain
-//! the policy, without the Azure portal. Storage comes from `AzureWebJobsStorage` (or its
-//! identity-based form), as for the handler.
+//! the policy, without the Azure portal. With `SIGNUP_ADMIN_API_URL` set, `list`, `show`,
+//! `approve`, `deny` and `retry` go through the admin API as the signed-in administrator
+//! ([`api`]); otherwise storage comes from `AzureWebJobsStorage` (or its identity-based
+//! form), as for the handler, and decisions are recorded as `local:$USER`, unverified.
 //!
 //! Exit codes (the README's table): 0 done; 1 the thing asked for cannot be done (unknown
 //! id, already decided, a policy file that is not a valid policy, an invalid address);
 //! 2 usage or configuration error (a missing or unreadable policy file or storage
-//! setting); 3 storage unavailable.
+//! setting, no token, a token the API refuses); 3 storage or the admin API unavailable.
 //!
 //! Here: the commands and what they do. `view` is a request as administrators read it (its
 //! columns named once), `table` and `csv` print it, `visible` keeps stored text from
 //! steering the terminal; the policy explains itself ([`Policy::explain`]).
 
+mod api;
 mod csv;
 mod table;
 pub(crate) mod view;
@@ -69,7 +72,7 @@ pub enum RequestsCommand {
         id: String,
         #[arg(long)]
         reason: Option<String>,
-        /// Who decides, for the audit row (default: cli:$USER).
+        /// Who decides, for the audit row (default: local:$USER; refused with the admin API).
         #[arg(long)]
         by: Option<String>,
     },
@@ -78,7 +81,7 @@ pub enum RequestsCommand {
         id: String,
         #[arg(long)]
         reason: String,
-        /// Who decides, for the audit row (default: cli:$USER).
+        /// Who decides, for the audit row (default: local:$USER; refused with the admin API).
         #[arg(long)]
         by: Option<String>,
     },
@@ -89,7 +92,7 @@ pub enum RequestsCommand {
         id: Option<String>,
         #[command(flatten)]
         filter: Filter,
-        /// Who retries, for the audit row (default: cli:$USER).
+        /// Who retries, for the audit row (default: local:$USER; refused with the admin API).
         #[arg(long)]
         by: Option<String>,
     },
@@ -149,6 +152,9 @@ enum Failure {
     /// Exit 3.
     #[error("storage unavailable: {0}")]
     Storage(#[from] StoreError),
+    /// Exit 3: the admin API did not answer, or answered 5xx.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn finish(result: Result<(), Failure>) -> ExitCode {
@@ -159,14 +165,18 @@ fn finish(result: Result<(), Failure>) -> ExitCode {
             ExitCode::from(match failure {
                 Failure::Refused(_) => 1,
                 Failure::Usage(_) => 2,
-                Failure::Storage(_) => 3,
+                Failure::Storage(_) | Failure::Unavailable(_) => 3,
             })
         }
     }
 }
 
 pub async fn requests(command: RequestsCommand) -> ExitCode {
-    finish(run_requests(command, &mut std::io::stdout().lock()).await)
+    let out = &mut std::io::stdout().lock();
+    finish(match api::api_url() {
+        Some(url) => api::run(&url, command, out).await,
+        None => run_requests(command, out).await,
+    })
 }
 
 pub fn policy(command: PolicyCommand) -> ExitCode {
@@ -191,20 +201,12 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
             let mut rows = read(&storage, &filter, now).await?;
             rows.sort_by_key(|r| std::cmp::Reverse(r.id));
             rows.truncate(limit);
-            if json {
-                let views: Vec<View> = rows.iter().map(View::of).collect();
-                write_json(out, &views)
-            } else {
-                table::write_table(out, &rows).map_err(io)
-            }
+            let views: Vec<View> = rows.iter().map(View::of).collect();
+            write_list(out, &views, json)
         }
         RequestsCommand::Show { id, json } => {
             let request = find(&storage, &id).await?.value;
-            if json {
-                write_json(out, &View::of(&request))
-            } else {
-                table::write_fields(out, &View::of(&request)).map_err(io)
-            }
+            write_one(out, &View::of(&request), json)
         }
         RequestsCommand::Approve { id, reason, by } => {
             decide(storage, &id, Verdict::Approve, reason, by, out).await
@@ -320,10 +322,11 @@ async fn find(storage: &AzureStorage, id: &str) -> Result<Versioned<SignupReques
     storage.find(&id).await?.ok_or_else(unknown)
 }
 
-/// Who acts, for the audit row: `--by` as given, else `cli:$USER`.
+/// Who acts, for the audit row: `--by` as given, else `local:$USER` (unverified: storage
+/// was reached with a key, not as anyone).
 fn actor(by: Option<String>) -> Decider {
     by.map_or_else(
-        || Decider::Cli(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
+        || Decider::Local(std::env::var("USER").unwrap_or_else(|_| "unknown".into())),
         Decider::Named,
     )
 }
@@ -474,6 +477,24 @@ fn since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Failure> {
         .ok()
         .and_then(|period| now.checked_sub(period))
         .ok_or_else(|| Failure::Usage(format!("--since {text:?} reaches before any date")))
+}
+
+/// `list`: a table, or with `--json` a JSON array.
+fn write_list(out: &mut impl Write, views: &[View], json: bool) -> Result<(), Failure> {
+    if json {
+        write_json(out, &views)
+    } else {
+        table::write_table(out, views).map_err(io)
+    }
+}
+
+/// `show`: every field and the history, or with `--json` the JSON object.
+fn write_one(out: &mut impl Write, view: &View, json: bool) -> Result<(), Failure> {
+    if json {
+        write_json(out, view)
+    } else {
+        table::write_fields(out, view).map_err(io)
+    }
 }
 
 fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failure> {

@@ -8,7 +8,6 @@ use super::{
     view::{EntryView, SHOWN_APART, View},
     visible::{Breaks, visible},
 };
-use crate::{clock::rfc3339, domain::SignupRequest};
 
 /// Where a field's continuation lines start: after the widest name and a space.
 const NAME_WIDTH: usize = 15;
@@ -73,8 +72,8 @@ fn write_entry(
     actor_width: usize,
     action_width: usize,
 ) -> io::Result<()> {
-    let change = match entry.from {
-        Some(from) if from == entry.to => entry.to.to_owned(),
+    let change = match &entry.from {
+        Some(from) if *from == entry.to => entry.to.clone(),
         Some(from) => format!("{from} → {}", entry.to),
         None => format!("(new) → {}", entry.to),
     };
@@ -93,19 +92,19 @@ fn write_entry(
 }
 
 /// The requests, one per line, in columns as wide as their widest cell.
-pub(super) fn write_table(out: &mut impl Write, rows: &[SignupRequest]) -> io::Result<()> {
+pub(super) fn write_table(out: &mut impl Write, rows: &[View]) -> io::Result<()> {
     let header = ["ID", "CREATED (UTC)", "STATUS", "DOMAIN", "ACCESS", "EMAIL"];
     let cells: Vec<[String; 6]> = rows
         .iter()
-        .map(|r| {
-            let created = rfc3339(r.created_at);
+        .map(|view| {
+            let [id, created, status, domain, access, email] = view.summary();
             [
-                r.id.to_string(),
-                created.get(..16).unwrap_or(&created).replace('T', " "),
-                r.status.to_string(),
-                r.email.domain().to_string(),
-                r.access.to_string(),
-                r.email.as_str().to_owned(),
+                id.to_owned(),
+                created.get(..16).unwrap_or(created).replace('T', " "),
+                status.to_owned(),
+                domain.to_owned(),
+                access.to_owned(),
+                email.to_owned(),
             ]
         })
         .map(|row| row.map(|cell| visible(&cell, Breaks::Escape)))

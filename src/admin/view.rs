@@ -1,19 +1,20 @@
 //! A request as administrators read it: the JSON of `list --json` and `show --json`, and the
 //! named columns of `show` and the CSV export.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     clock::rfc3339,
     domain::{Decider, HistoryEntry, SignupRequest},
 };
 
-/// Every recorded field, as text.
-#[derive(Debug, Serialize)]
+/// Every recorded field, as text; the admin API answers with it, so the command line reads
+/// it back from there too.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct View {
     request_id: String,
-    status: &'static str,
+    status: String,
     email: String,
     display_name: String,
     domain: String,
@@ -45,13 +46,13 @@ pub(crate) struct View {
 }
 
 /// One history entry, as the row stores it: `{at, actor, action, from, to, reason}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct EntryView {
     pub(super) at: String,
     pub(super) actor: String,
-    pub(super) action: &'static str,
-    pub(super) from: Option<&'static str>,
-    pub(super) to: &'static str,
+    pub(super) action: String,
+    pub(super) from: Option<String>,
+    pub(super) to: String,
     pub(super) reason: Option<String>,
 }
 
@@ -60,9 +61,9 @@ impl EntryView {
         Self {
             at: rfc3339(entry.at),
             actor: entry.actor.to_string(),
-            action: entry.action.as_str(),
-            from: entry.from.map(|status| status.as_str()),
-            to: entry.to.as_str(),
+            action: entry.action.as_str().to_owned(),
+            from: entry.from.map(|status| status.as_str().to_owned()),
+            to: entry.to.as_str().to_owned(),
             reason: entry.reason.clone(),
         }
     }
@@ -80,7 +81,7 @@ type Column = (&'static str, fn(&View) -> String);
 /// spreadsheet or script reading the export by position keeps working.
 const COLUMNS: [Column; 24] = [
     ("RequestId", |v| v.request_id.clone()),
-    ("Status", |v| v.status.to_owned()),
+    ("Status", |v| v.status.clone()),
     ("Email", |v| v.email.clone()),
     ("DisplayName", |v| v.display_name.clone()),
     ("Domain", |v| v.domain.clone()),
@@ -118,7 +119,7 @@ impl View {
     pub(crate) fn of(r: &SignupRequest) -> Self {
         Self {
             request_id: r.id.to_string(),
-            status: r.status.as_str(),
+            status: r.status.as_str().to_owned(),
             email: r.email.as_str().to_owned(),
             display_name: r.display_name.as_str().to_owned(),
             domain: r.email.domain().to_string(),
@@ -143,6 +144,18 @@ impl View {
             history_dropped: r.history.dropped(),
             predates_history: r.history.predates_history(),
         }
+    }
+
+    /// The columns of `list`: id, created, status, domain, access, e-mail.
+    pub(super) fn summary(&self) -> [&str; 6] {
+        [
+            &self.request_id,
+            &self.created_at,
+            &self.status,
+            &self.domain,
+            &self.access,
+            &self.email,
+        ]
     }
 
     pub(super) fn history(&self) -> &[EntryView] {
@@ -174,7 +187,7 @@ mod tests {
     fn every_field_of_the_json_is_a_column_in_the_same_order() {
         let view = View {
             request_id: "01JDQ3Z6W1T2V3X4Y5Z6A7B8C9".into(),
-            status: "Invited",
+            status: "Invited".into(),
             email: "grace@fabrikam.com".into(),
             display_name: "Grace".into(),
             domain: "fabrikam.com".into(),

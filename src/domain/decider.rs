@@ -13,8 +13,12 @@ use super::{AppId, PrincipalId};
 pub enum Decider {
     /// Reconcile, denying a request whose decision deadline passed.
     System,
-    /// The command line, run by this operating-system user (`$USER`).
+    /// The command line before `local:` (rows written by older versions): read back, never
+    /// written any more.
     Cli(String),
+    /// The command line deciding straight through storage (a connection string, locally),
+    /// run by this operating-system user (`$USER`): `local:` says nobody verified the name.
+    Local(String),
     /// An HTTP caller whose function key has this name (`x-functions-key-name`).
     FunctionKey(String),
     /// An HTTP caller with a function key whose name the host did not pass on.
@@ -48,6 +52,7 @@ pub enum AdministratorName {
 
 const SYSTEM: &str = "system";
 const CLI_PREFIX: &str = "cli:";
+const LOCAL_PREFIX: &str = "local:";
 const KEY_PREFIX: &str = "key:";
 const UNNAMED_KEY: &str = "function key";
 const APP_PREFIX: &str = "app:";
@@ -98,6 +103,8 @@ impl Decider {
             Self::UnnamedKey
         } else if let Some(user) = text.strip_prefix(CLI_PREFIX) {
             Self::Cli(user.to_owned())
+        } else if let Some(user) = text.strip_prefix(LOCAL_PREFIX) {
+            Self::Local(user.to_owned())
         } else if let Some(key) = text.strip_prefix(KEY_PREFIX) {
             Self::FunctionKey(key.to_owned())
         } else {
@@ -136,6 +143,7 @@ impl fmt::Display for Decider {
         match self {
             Self::System => f.write_str(SYSTEM),
             Self::Cli(user) => write!(f, "{CLI_PREFIX}{user}"),
+            Self::Local(user) => write!(f, "{LOCAL_PREFIX}{user}"),
             Self::FunctionKey(key) => write!(f, "{KEY_PREFIX}{key}"),
             Self::UnnamedKey => f.write_str(UNNAMED_KEY),
             Self::Named(name) => f.write_str(name),
@@ -152,7 +160,16 @@ mod tests {
     fn deciders_are_written_as_rows_have_always_held_them() {
         let cases = [
             ("expired deadline", Decider::System, "system"),
-            ("command line", Decider::Cli("alice".into()), "cli:alice"),
+            (
+                "older command line",
+                Decider::Cli("alice".into()),
+                "cli:alice",
+            ),
+            (
+                "command line",
+                Decider::Local("alice".into()),
+                "local:alice",
+            ),
             (
                 "named key",
                 Decider::FunctionKey("default".into()),

@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use client::GraphClient;
 pub use settings::{GraphConfigError, GraphCredential, GraphSettings};
 pub(crate) use settings::{authority_host, is_https_or_loopback};
+pub(crate) use token::credential;
 pub use token::{TokenCache, TokenError};
 
 use crate::{

@@ -170,7 +170,7 @@ pub(super) fn refresh_after(lifetime: Duration) -> Duration {
 }
 
 /// The credential the settings ask for, on `http` (so token requests get its timeouts).
-pub(super) fn credential(
+pub(crate) fn credential(
     settings: &GraphSettings,
     http: reqwest::Client,
 ) -> Result<Arc<dyn TokenCredential>, GraphConfigError> {

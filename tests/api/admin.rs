@@ -80,7 +80,10 @@ async fn approve_deny_and_show_record_the_decision() {
     let (denied, _) = app.sign_up("linus@fabrikam.com").await;
 
     let out = stdout(&app.cli(&["requests", "approve", &approved, "--reason", "vetted"]));
-    assert!(out.contains("decided, now Queued (by cli:carol)"), "{out}");
+    assert!(
+        out.contains("decided, now Queued (by local:carol)"),
+        "{out}"
+    );
     let out = stdout(&app.cli(&[
         "requests",
         "deny",
@@ -357,11 +360,11 @@ async fn a_failed_request_retried_is_queued_then_invited_by_the_worker() {
     // Assert: recorded, queued, and a message on its way.
     assert_eq!(
         out.trim(),
-        format!("{id}: retried, now Queued (by cli:carol)")
+        format!("{id}: retried, now Queued (by local:carol)")
     );
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Queued);
-    assert_eq!(row.retried_by, Some(Decider::Cli("carol".into())));
+    assert_eq!(row.retried_by, Some(Decider::Local("carol".into())));
     assert!(row.retried_at.is_some());
     assert_eq!(row.attempts, 0, "a retry has a fresh budget of deliveries");
     assert_eq!(
@@ -381,9 +384,9 @@ async fn a_failed_request_retried_is_queued_then_invited_by_the_worker() {
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(row.status, RequestStatus::Invited);
     assert_eq!(row.attempts, 1);
-    assert_eq!(row.retried_by, Some(Decider::Cli("carol".into())), "kept");
+    assert_eq!(row.retried_by, Some(Decider::Local("carol".into())), "kept");
     let shown = stdout(&app.cli(&["requests", "show", &id]));
-    assert!(shown.contains("RetriedBy       cli:carol"), "{shown}");
+    assert!(shown.contains("RetriedBy       local:carol"), "{shown}");
 }
 
 #[tokio::test]

@@ -103,8 +103,8 @@ async fn an_approver_s_reason_survives_the_worker_in_decision_reason_and_history
         changes(&row),
         [
             "partner created (new)→PendingApproval",
-            "cli:carol approved PendingApproval→Accepted",
-            "cli:carol queued Accepted→Queued",
+            "local:carol approved PendingApproval→Accepted",
+            "local:carol queued Accepted→Queued",
             "worker started Queued→Inviting",
             "worker invited Inviting→Invited",
         ]
@@ -126,7 +126,7 @@ async fn an_approver_s_reason_survives_the_worker_in_decision_reason_and_history
         .unwrap_or_else(|| panic!("no approval in the history:\n{shown}"));
     assert!(
         approval_line.starts_with("  20")
-            && approval_line.contains("cli:carol")
+            && approval_line.contains("local:carol")
             && approval_line.contains("PendingApproval → Accepted")
             && approval_line.ends_with("Known partner"),
         "{approval_line}"
@@ -139,7 +139,7 @@ async fn an_approver_s_reason_survives_the_worker_in_decision_reason_and_history
         json["history"][1],
         json!({
             "at": json["decidedAt"],
-            "actor": "cli:carol",
+            "actor": "local:carol",
             "action": "approved",
             "from": "PendingApproval",
             "to": "Accepted",
@@ -219,8 +219,8 @@ async fn a_poisoned_request_retried_by_an_administrator_is_recorded_to_the_end()
         [
             "partner created (new)→Accepted",
             "worker poisoned Accepted→Failed",
-            "cli:carol retried Failed→Accepted",
-            "cli:carol queued Accepted→Queued",
+            "local:carol retried Failed→Accepted",
+            "local:carol queued Accepted→Queued",
             "worker started Queued→Inviting",
             "worker invited Inviting→Invited",
         ]

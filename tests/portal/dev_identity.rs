@@ -16,9 +16,9 @@ use url::Url;
 use warp::{Filter, http::HeaderValue};
 
 /// funchost's development tenant and admin API app (crates/funchost/src/identity.rs).
-const DEV_TENANT: &str = "00000000-0000-4000-8000-00000000d001";
-const DEV_APP: &str = "00000000-0000-4000-8000-00000000d002";
-const DEV_ADMIN_OID: &str = "00000000-0000-4000-8000-00000000d003";
+pub(crate) const DEV_TENANT: &str = "00000000-0000-4000-8000-00000000d001";
+pub(crate) const DEV_APP: &str = "00000000-0000-4000-8000-00000000d002";
+pub(crate) const DEV_ADMIN_OID: &str = "00000000-0000-4000-8000-00000000d003";
 
 /// funchost with the provider on, in front of a stand-in handler (the authenticator under
 /// test runs in this process, as the handler would run it).

@@ -33,22 +33,34 @@ const POLICY: &str = r#"{
         { "domains": ["fabrikam.com"], "action": "approve", "access": ["partner-portal"] }
     ]
 }"#;
-const FUNCTIONS: [&str; 5] = [
+const FUNCTIONS: [&str; 7] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
     "Approval",
     "Reconcile",
+    "Requests",
+    "Request",
 ];
 
-struct Portal {
-    host: HostProcess,
-    store: AzureStorage,
+pub(crate) struct Portal {
+    pub(crate) host: HostProcess,
+    pub(crate) store: AzureStorage,
     _root: AppRoot,
 }
 
 /// The project's functions under the runner, with `host_json` and extra settings.
 async fn portal(azurite: &Azurite, host_json: &str, settings: serde_json::Value) -> Portal {
+    portal_with(azurite, host_json, settings, &[]).await
+}
+
+/// [`portal`] with more of the runner's arguments (`--dev-identity`).
+pub(crate) async fn portal_with(
+    azurite: &Azurite,
+    host_json: &str,
+    settings: serde_json::Value,
+    args: &[&str],
+) -> Portal {
     let mut values = json!({
         "FUNCTIONS_WORKER_RUNTIME": "custom",
         "AzureWebJobsStorage": azurite.connection_string(),
@@ -75,12 +87,9 @@ async fn portal(azurite: &Azurite, host_json: &str, settings: serde_json::Value)
     // The environment wins over local.settings.json (as under `func start`), and
     // HostProcess sets RUST_LOG=info there: the level asked for goes in the environment.
     let level = values["RUST_LOG"].as_str().unwrap().to_owned();
-    let host = HostProcess::start(
-        &root,
-        &["--handler", handler.to_str().unwrap()],
-        &[("RUST_LOG", &level)],
-    )
-    .await;
+    let mut host_args = vec!["--handler", handler.to_str().unwrap()];
+    host_args.extend_from_slice(args);
+    let host = HostProcess::start(&root, &host_args, &[("RUST_LOG", &level)]).await;
     let account = StorageAccount::from_connection_string(&azurite.connection_string()).unwrap();
     Portal {
         host,
@@ -114,7 +123,7 @@ impl Portal {
         self.sign_up(&email).await
     }
 
-    async fn sign_up(&self, email: &str) -> String {
+    pub(crate) async fn sign_up(&self, email: &str) -> String {
         let response = reqwest::Client::new()
             .post(self.host.url("/api/signup"))
             .json(&json!({"email": email, "displayName": "Ada Lovelace"}))
@@ -130,7 +139,7 @@ impl Portal {
     }
 
     /// Polls the row until it reaches `status`.
-    async fn wait_for(
+    pub(crate) async fn wait_for(
         &self,
         domain: &str,
         id: &str,

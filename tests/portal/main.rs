@@ -2,6 +2,7 @@
 //! (`funchost`, built by `cargo build --workspace --bins`), a real Azurite, and Graph and
 //! Entra ID mocked at the HTTP level through the settings an operator uses.
 
+mod admin_cli;
 mod dev_identity;
 mod end_to_end;
 mod lifecycle;
