@@ -35,7 +35,10 @@ use b2b_signup::{
 };
 use base64::Engine;
 use serde_json::json;
-use test_support::Azurite;
+use test_support::{
+    Azurite,
+    identity::{MockTenant, Signer},
+};
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
     matchers::{method, path, path_regex},
@@ -55,6 +58,9 @@ struct Sizes {
     burst: usize,
     worker: usize,
     starts: usize,
+    /// Requests stored before the admin API's list is timed, and calls per query.
+    listed: usize,
+    list_calls: usize,
 }
 
 fn sizes(smoke: bool) -> Sizes {
@@ -66,6 +72,8 @@ fn sizes(smoke: bool) -> Sizes {
             burst: 200,
             worker: 32,
             starts: 2,
+            listed: 300,
+            list_calls: 2,
         }
     } else {
         Sizes {
@@ -77,6 +85,8 @@ fn sizes(smoke: bool) -> Sizes {
             // Two scenarios: 1,000 invitations for the token budget.
             worker: 500,
             starts: 9,
+            listed: 10_000,
+            list_calls: 20,
         }
     }
 }
@@ -84,6 +94,16 @@ fn sizes(smoke: bool) -> Sizes {
 #[tokio::main]
 async fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
+    // `--only list,baseline`: those phases alone (start, accepted, hot, rejected, worker,
+    // list, baseline).
+    let only: Option<Vec<String>> = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .map(|names| names.split(',').map(str::to_owned).collect());
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    };
     let size = sizes(smoke);
     let bins = Bins::locate();
     let started = Instant::now();
@@ -107,7 +127,7 @@ async fn main() {
         .expect("client");
 
     // 3. Exec → ready, idle RSS.
-    {
+    if wanted("start") {
         let mut times = Vec::new();
         let mut idle_rss = Vec::new();
         for _ in 0..size.starts {
@@ -140,103 +160,109 @@ async fn main() {
         );
     }
 
-    // 1. Accepted sign-ups: two floors (the issue's table insert + queue put, and the
-    // handler's own storage calls), both on a runtime like the handler's, next to the
-    // handler with the rate limits off, in alternating rounds; then the handler with the
-    // default limits, against the same floor figures.
-    let floors = FloorRuntime::new();
-    let sdk_floor = floors.run(SdkFloor::new(&azurite));
-    let storage_floor = floors.run(StorageFloor::new(&connection));
-    let mut floor_stats: Vec<(Stats, Stats, Stats)> = Vec::new();
-    // The same requests answered by the hello-world: what the HTTP exchange alone costs.
-    let (hello, _) = Process::start(&bins.hello, &base_env);
-    let hello_url = format!("http://127.0.0.1:{}/api/signup", hello.port);
-    for (label, limits) in [
-        ("SIGNUP_RATE_LIMITS=off", "off"),
-        ("default rate limits", ""),
-    ] {
-        let mut env = base_env.clone();
-        if !limits.is_empty() {
-            env.push(("SIGNUP_RATE_LIMITS", limits.to_owned()));
-        }
-        let (handler, _) = Process::start(&bins.handler, &env);
-        let url = format!("http://127.0.0.1:{}/api/signup", handler.port);
-        warm_up(&http, &url, label).await;
-        for (k, &(concurrency, n)) in size.accepted.iter().enumerate() {
-            let (http, url, hello_url) = (&http, &url, &hello_url);
-            let (sdk_floor, storage_floor) = (&sdk_floor, &storage_floor);
-            let rounds = if limits == "off" { size.rounds } else { 1 };
-            let (mut sdk_rounds, mut storage_rounds, mut hello_rounds, mut handlers) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for round in 0..rounds {
-                if limits == "off" {
-                    hello_rounds.push(
-                        load(n, concurrency, Some(hello.pid), |i| async move {
-                            sign_up(http, hello_url, "hello", i).await == 200
+    if wanted("accepted") {
+        // 1. Accepted sign-ups: two floors (the issue's table insert + queue put, and the
+        // handler's own storage calls), both on a runtime like the handler's, next to the
+        // handler with the rate limits off, in alternating rounds; then the handler with the
+        // default limits, against the same floor figures.
+        let floors = FloorRuntime::new();
+        let sdk_floor = floors.run(SdkFloor::new(&azurite));
+        let storage_floor = floors.run(StorageFloor::new(&connection));
+        let mut floor_stats: Vec<(Stats, Stats, Stats)> = Vec::new();
+        // The same requests answered by the hello-world: what the HTTP exchange alone costs.
+        let (hello, _) = Process::start(&bins.hello, &base_env);
+        let hello_url = format!("http://127.0.0.1:{}/api/signup", hello.port);
+        for (label, limits) in [
+            ("SIGNUP_RATE_LIMITS=off", "off"),
+            ("default rate limits", ""),
+        ] {
+            let mut env = base_env.clone();
+            if !limits.is_empty() {
+                env.push(("SIGNUP_RATE_LIMITS", limits.to_owned()));
+            }
+            let (handler, _) = Process::start(&bins.handler, &env);
+            let url = format!("http://127.0.0.1:{}/api/signup", handler.port);
+            warm_up(&http, &url, label).await;
+            for (k, &(concurrency, n)) in size.accepted.iter().enumerate() {
+                let (http, url, hello_url) = (&http, &url, &hello_url);
+                let (sdk_floor, storage_floor) = (&sdk_floor, &storage_floor);
+                let rounds = if limits == "off" { size.rounds } else { 1 };
+                let (mut sdk_rounds, mut storage_rounds, mut hello_rounds, mut handlers) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for round in 0..rounds {
+                    if limits == "off" {
+                        hello_rounds.push(
+                            load(n, concurrency, Some(hello.pid), |i| async move {
+                                sign_up(http, hello_url, "hello", i).await == 200
+                            })
+                            .await,
+                        );
+                        sdk_rounds.push(floors.run(load(n, concurrency, None, |i| async move {
+                            sdk_floor
+                                .put(&format!("floor-{concurrency}-{round}-{i}"))
+                                .await
+                        })));
+                        storage_rounds.push(floors.run(load(
+                            n,
+                            concurrency,
+                            None,
+                            |i| async move {
+                                storage_floor
+                                    .put(&format!("{concurrency}-{round}-{i}"), i)
+                                    .await
+                            },
+                        )));
+                    }
+                    handlers.push(
+                        load(n, concurrency, Some(handler.pid), |i| async move {
+                            let tag = format!("{limits}{concurrency}-{round}-{i}");
+                            sign_up(http, url, &tag, i).await == 202
                         })
                         .await,
                     );
-                    sdk_rounds.push(floors.run(load(n, concurrency, None, |i| async move {
-                        sdk_floor
-                            .put(&format!("floor-{concurrency}-{round}-{i}"))
-                            .await
-                    })));
-                    storage_rounds.push(floors.run(load(n, concurrency, None, |i| async move {
-                        storage_floor
-                            .put(&format!("{concurrency}-{round}-{i}"), i)
-                            .await
-                    })));
                 }
-                handlers.push(
-                    load(n, concurrency, Some(handler.pid), |i| async move {
-                        let tag = format!("{limits}{concurrency}-{round}-{i}");
-                        sign_up(http, url, &tag, i).await == 202
-                    })
-                    .await,
-                );
-            }
-            if limits == "off" {
-                let sdk = Stats::merge(&sdk_rounds);
-                report.load(
+                if limits == "off" {
+                    let sdk = Stats::merge(&sdk_rounds);
+                    report.load(
                     &format!(
                         "floor: table insert + queue put (SDK), c={concurrency}, {rounds} rounds"
                     ),
                     &sdk,
                 );
-                let storage = Stats::merge(&storage_rounds);
-                report.load(
-                    &format!(
-                        "floor: the handler's storage calls, c={concurrency}, {rounds} rounds"
-                    ),
-                    &storage,
-                );
-                let exchange = Stats::merge(&hello_rounds);
-                report.load(
+                    let storage = Stats::merge(&storage_rounds);
+                    report.load(
+                        &format!(
+                            "floor: the handler's storage calls, c={concurrency}, {rounds} rounds"
+                        ),
+                        &storage,
+                    );
+                    let exchange = Stats::merge(&hello_rounds);
+                    report.load(
                     &format!("HTTP exchange alone (hello-world, same requests), c={concurrency}, {rounds} rounds"),
                     &exchange,
                 );
-                floor_stats.push((sdk, storage, exchange));
-            }
-            let stats = Stats::merge(&handlers);
-            report.load(
-                &format!("handler, accepted, {label}, c={concurrency}"),
-                &stats,
-            );
-            let (sdk, storage, exchange) = &floor_stats[k];
-            // A yardstick since issue 15 decided the budget (docs/PERFORMANCE.md).
-            let over = stats.cpu_per_request / sdk.cpu_per_request - 1.0;
-            report.row(
-                &format!("  handler CPU/request over the floor's, {label}, c={concurrency}"),
-                format!("{:+.0} %{}", over * 100.0, spread(&sdk_rounds, &handlers)),
-                "—",
-                true,
-            );
-            // The decided budget's second half: ≤ +25 % over the handler's own storage calls
-            // plus one HTTP exchange (the first, ≤ 1/5 of a Node.js peer, is not measured here).
-            let storage_over = stats.cpu_per_request / storage.cpu_per_request - 1.0;
-            let served = storage.cpu_per_request + exchange.cpu_per_request;
-            let served_over = stats.cpu_per_request / served - 1.0;
-            report.row(
+                    floor_stats.push((sdk, storage, exchange));
+                }
+                let stats = Stats::merge(&handlers);
+                report.load(
+                    &format!("handler, accepted, {label}, c={concurrency}"),
+                    &stats,
+                );
+                let (sdk, storage, exchange) = &floor_stats[k];
+                // A yardstick since issue 15 decided the budget (docs/PERFORMANCE.md).
+                let over = stats.cpu_per_request / sdk.cpu_per_request - 1.0;
+                report.row(
+                    &format!("  handler CPU/request over the floor's, {label}, c={concurrency}"),
+                    format!("{:+.0} %{}", over * 100.0, spread(&sdk_rounds, &handlers)),
+                    "—",
+                    true,
+                );
+                // The decided budget's second half: ≤ +25 % over the handler's own storage calls
+                // plus one HTTP exchange (the first, ≤ 1/5 of a Node.js peer, is not measured here).
+                let storage_over = stats.cpu_per_request / storage.cpu_per_request - 1.0;
+                let served = storage.cpu_per_request + exchange.cpu_per_request;
+                let served_over = stats.cpu_per_request / served - 1.0;
+                report.row(
                 &format!(
                     "  … over its own storage calls; over those + an HTTP exchange, c={concurrency}"
                 ),
@@ -250,43 +276,44 @@ async fn main() {
                 "≤ +25 % (the second)",
                 served_over <= 0.25,
             );
-        }
-        if limits == "off" {
-            // RSS under `burst` sign-ups at 200 concurrent.
-            let peak = Arc::new(AtomicUsize::new(0));
-            let done = Arc::new(AtomicBool::new(false));
-            let sampler = {
-                let (peak, done, pid) = (peak.clone(), done.clone(), handler.pid);
-                tokio::spawn(async move {
-                    while !done.load(Ordering::Relaxed) {
-                        peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
+            }
+            if limits == "off" {
+                // RSS under `burst` sign-ups at 200 concurrent.
+                let peak = Arc::new(AtomicUsize::new(0));
+                let done = Arc::new(AtomicBool::new(false));
+                let sampler = {
+                    let (peak, done, pid) = (peak.clone(), done.clone(), handler.pid);
+                    tokio::spawn(async move {
+                        while !done.load(Ordering::Relaxed) {
+                            peak.fetch_max(rss_kib(pid), Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    })
+                };
+                let (http, url) = (&http, &url);
+                let stats = load(size.burst, 200, Some(handler.pid), |i| async move {
+                    sign_up(http, url, &format!("burst-{i}"), i).await == 202
                 })
-            };
-            let (http, url) = (&http, &url);
-            let stats = load(size.burst, 200, Some(handler.pid), |i| async move {
-                sign_up(http, url, &format!("burst-{i}"), i).await == 202
-            })
-            .await;
-            done.store(true, Ordering::Relaxed);
-            sampler.await.unwrap();
-            report.load("handler, accepted, c=200 (RSS run)", &stats);
-            let peak = peak.load(Ordering::Relaxed).max(handler.hwm_kib());
-            report.row(
-                "peak RSS under 200 concurrent sign-ups (VmHWM)",
-                format!("{:.1} MiB", peak as f64 / 1024.0),
-                "< 40 MB",
-                (peak as f64) * 1024.0 < 40e6,
-            );
+                .await;
+                done.store(true, Ordering::Relaxed);
+                sampler.await.unwrap();
+                report.load("handler, accepted, c=200 (RSS run)", &stats);
+                let peak = peak.load(Ordering::Relaxed).max(handler.hwm_kib());
+                report.row(
+                    "peak RSS under 200 concurrent sign-ups (VmHWM)",
+                    format!("{:.1} MiB", peak as f64 / 1024.0),
+                    "< 40 MB",
+                    (peak as f64) * 1024.0 < 40e6,
+                );
+            }
         }
-    }
 
-    drop(hello);
+        drop(hello);
+    }
 
     // 1b. One hot domain: a partner's team signing up at once. Every sign-up increments the
     // same domain counter (limit raised so none is refused); any 429 is a failed request.
-    {
+    if wanted("hot") {
         let mut env = base_env.clone();
         env.push((
             "SIGNUP_RATE_LIMITS",
@@ -310,7 +337,7 @@ async fn main() {
     }
 
     // 2. Rejected sign-ups next to a warp hello-world, same load generator.
-    {
+    if wanted("rejected") {
         let concurrency = 50;
         let mut env = base_env.clone();
         env.push(("SIGNUP_RATE_LIMITS", "off".to_owned()));
@@ -365,7 +392,7 @@ async fn main() {
     }
 
     // 4. Worker: the host's invocation payload POSTed to /InviteQueue, 16 concurrent.
-    {
+    if wanted("worker") {
         // A fresh Azurite: the phases above leave ~50,000 entities and ~20,000 messages in
         // the in-memory one, and its occasional stalls under that weight (one run: p99
         // 749 ms, 122/s) would be charged to the worker.
@@ -484,6 +511,132 @@ async fn main() {
         );
     }
 
+    // 5. The admin API's list over `listed` stored requests (a quarter waiting for approval,
+    // over 200 domains), with a valid administrator's token from a mock tenant.
+    if wanted("list") {
+        let azurite = Azurite::start();
+        let entra = MockServer::start().await;
+        let tenant =
+            MockTenant::start(&entra, TENANT, "0f0e0d0c-0000-4000-8000-0000000000a1").await;
+        let mut env = base_env.clone();
+        env.retain(|(k, _)| *k != "AzureWebJobsStorage");
+        env.push(("AzureWebJobsStorage", azurite.connection_string()));
+        env.push(("SIGNUP_RATE_LIMITS", "off".to_owned()));
+        env.extend(tenant.settings().map(|(k, v)| (k, v)));
+        let (handler, _) = Process::start(&bins.handler, &env);
+        let base = format!("http://127.0.0.1:{}/api", handler.port);
+        let seeded = {
+            let (http, signup) = (&http, &format!("{base}/signup"));
+            load(size.listed, 50, None, |i| async move {
+                let domain = match i % 4 {
+                    0 => format!("d{}.approve.example", i % 100),
+                    _ => format!("d{}.bench.example", i % 100),
+                };
+                let body =
+                    json!({"email": format!("listed-{i}@{domain}"), "displayName": "Bench Person"});
+                post(http, signup, body.to_string(), None).await == 202
+            })
+            .await
+        };
+        let token = tenant.token(
+            &Signer {
+                username: "bench-admin@contoso.com",
+                object_id: "0f0e0d0c-0000-4000-8000-0000000000b1",
+            },
+            &["Signup.Read"],
+        );
+        for (query, budget) in [
+            ("", Some(150.0)),
+            ("?status=PendingApproval", None),
+            ("?domain=d7.bench.example", None),
+            ("?limit=200", None),
+        ] {
+            let url = format!("{base}/requests{query}");
+            let mut times = Vec::new();
+            let mut items = 0;
+            for _ in 0..size.list_calls {
+                let started = Instant::now();
+                let response = http.get(&url).bearer_auth(&token).send().await;
+                let body: serde_json::Value = match response {
+                    Ok(r) if r.status() == 200 => r.json().await.unwrap_or_default(),
+                    Ok(r) => panic!(
+                        "GET {url}: {} {}",
+                        r.status(),
+                        r.text().await.unwrap_or_default()
+                    ),
+                    Err(e) => panic!("GET {url}: {e}"),
+                };
+                times.push(started.elapsed());
+                items = body["items"].as_array().map_or(0, Vec::len);
+            }
+            times.sort();
+            let p50 = ms(times[times.len() / 2]);
+            let what = format!(
+                "admin API GET /api/requests{query}, {} requests stored ({} items a page)",
+                seeded.ok, items
+            );
+            let value = format!(
+                "p50 {p50:.1} ms, max {:.1} ms (n={})",
+                ms(*times.last().unwrap()),
+                times.len()
+            );
+            match budget {
+                Some(budget) => report.row(
+                    &what,
+                    value,
+                    &format!("< {budget:.0} ms"),
+                    items > 0 && p50 < budget,
+                ),
+                None => report.row(&what, value, "—", true),
+            }
+        }
+    }
+
+    // 6. With `B2B_SIGNUP_BASELINE_BIN` (another build of the handler, e.g. from before a
+    // change): CPU per accepted sign-up of both, side by side in alternating rounds on one
+    // Azurite, so the machine's drift touches both alike.
+    if wanted("baseline")
+        && let Some(baseline) = std::env::var_os("B2B_SIGNUP_BASELINE_BIN").map(PathBuf::from)
+    {
+        let mut env = base_env.clone();
+        env.push(("SIGNUP_RATE_LIMITS", "off".to_owned()));
+        let (before, _) = Process::start(&baseline, &env);
+        let (after, _) = Process::start(&bins.handler, &env);
+        let (mut befores, mut afters) = (Vec::new(), Vec::new());
+        let (concurrency, n) = size.accepted[1];
+        for round in 0..size.rounds {
+            for (handler, runs, tag) in [
+                (&before, &mut befores, "before"),
+                (&after, &mut afters, "after"),
+            ] {
+                let (http, url) = (
+                    &http,
+                    &format!("http://127.0.0.1:{}/api/signup", handler.port),
+                );
+                warm_up(http, url, &format!("{tag}{round}")).await;
+                runs.push(
+                    load(n, concurrency, Some(handler.pid), |i| async move {
+                        sign_up(http, url, &format!("{tag}-{round}-{i}"), i).await == 202
+                    })
+                    .await,
+                );
+            }
+        }
+        let (before, after) = (Stats::merge(&befores), Stats::merge(&afters));
+        report.load(
+            &format!("baseline {}, accepted, c={concurrency}", baseline.display()),
+            &before,
+        );
+        report.load(&format!("this build, accepted, c={concurrency}"), &after);
+        let over = after.cpu_per_request / before.cpu_per_request - 1.0;
+        report.row(
+            "  CPU per accepted sign-up, this build over the baseline",
+            format!("{:+.1} %{}", over * 100.0, spread(&befores, &afters)),
+            "within 5 %",
+            over.abs() <= 0.05,
+        );
+    }
+
     // Binary size.
     match std::fs::metadata(&bins.handler) {
         Ok(meta) => report.row(
@@ -515,6 +668,7 @@ const POLICY: &str = r#"{
     },
     "rules": [
         { "domains": ["contoso.com", "*.bench.example"], "action": "invite", "access": ["partner-portal"] },
+        { "domains": ["*.approve.example"], "action": "approve", "access": ["partner-portal"] },
         { "domains": ["gmail.com"], "action": "deny" }
     ]
 }"#;

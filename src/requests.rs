@@ -8,6 +8,9 @@
 
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
+use time::{Duration, OffsetDateTime};
+
 use crate::{
     clock::Clock,
     domain::{Actor, Decider, HistoryAction, RequestId, RequestStatus, SignupRequest},
@@ -20,11 +23,22 @@ use crate::{
 /// Lost ETag races tolerated before giving up (the caller may try again).
 const MAX_RACES: usize = 4;
 
-/// Most rows one page of the list reads before sorting: the table is ordered by domain,
-/// then id, so newest-first across domains means reading the matching rows and sorting
-/// them. Past this many (narrow with a status, a domain or `since`), a page holds the
-/// newest of the rows read.
+/// Most keys one page of the list reads before sorting: the table is ordered by domain,
+/// then id, so newest-first across domains means listing the matching rows' keys and
+/// sorting them. Past this many in one time window (narrow with a status, a domain or
+/// `since`), a page holds the newest of the keys read.
 pub const MAX_SCAN: usize = 10_000;
+
+/// The list reads keys in time windows going back from the page's start, the first this
+/// long and each next one reaching [`WINDOW_GROWTH`] times as far back, until a page is
+/// full; past [`LAST_BOUNDED_WINDOW`] the window reaches the beginning. Nine reads at
+/// most, and most pages take one or two: what a read costs is the rows it returns.
+const FIRST_WINDOW: Duration = Duration::minutes(1);
+const WINDOW_GROWTH: i32 = 8;
+const LAST_BOUNDED_WINDOW: Duration = Duration::days(4 * 365);
+
+/// Rows of one page read at once (point reads, each a round trip).
+const PAGE_READS_AT_ONCE: usize = 16;
 
 /// One page of requests, newest first.
 #[derive(Debug, Clone)]
@@ -101,18 +115,53 @@ impl Requests {
     /// Up to `limit` requests matching `query`, newest first (ids are ULIDs: their order is
     /// creation order). The next page is the same query with `older_than` = [`Page::next`]:
     /// a keyset, so requests created meanwhile never shift a page.
+    ///
+    /// Two steps: the matching rows' keys (projected queries, no row data) in time windows
+    /// going back from the page's start until there is more than a page ([`FIRST_WINDOW`]);
+    /// then the page's rows, read by key. Every key newer than the last window's start has
+    /// been read, so the newest `limit` of them are the page. A row that changed in between
+    /// so that it no longer matches (decided, deleted) is left out; the page is then
+    /// shorter, and `next` still follows the keys, so no request is skipped or shown twice.
     pub async fn page(&self, query: &RequestQuery, limit: usize) -> Result<Page, StoreError> {
-        let mut requests: Vec<SignupRequest> = self
-            .store
-            .query(query, MAX_SCAN)
-            .await?
+        // Ids carry the system time of the instance that made them, not the app's clock.
+        let start = query
+            .older_than
+            .map_or_else(OffsetDateTime::now_utc, |id| id.made_at());
+        let mut keys = Vec::new();
+        let (mut upper, mut reach) = (query.older_than, FIRST_WINDOW);
+        loop {
+            let lower = (reach <= LAST_BOUNDED_WINDOW)
+                .then(|| RequestId::first_at(start - reach))
+                .max(query.not_older_than);
+            let window = RequestQuery {
+                older_than: upper,
+                not_older_than: lower,
+                ..query.clone()
+            };
+            keys.extend(self.store.keys(&window, MAX_SCAN - keys.len()).await?);
+            if keys.len() > limit || keys.len() >= MAX_SCAN || lower == query.not_older_than {
+                break;
+            }
+            (upper, reach) = (lower, reach * WINDOW_GROWTH);
+        }
+        keys.sort_unstable_by_key(|key| std::cmp::Reverse(key.id));
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        let next = more.then(|| keys.last().map(|key| key.id)).flatten();
+        let rows: Vec<Option<Versioned<SignupRequest>>> = futures::stream::iter(keys)
+            .map(|key| {
+                let store = self.store.clone();
+                async move { store.get(&key.domain, &key.id).await }
+            })
+            .buffered(PAGE_READS_AT_ONCE)
+            .try_collect()
+            .await?;
+        let requests = rows
             .into_iter()
+            .flatten()
             .map(|row| row.value)
+            .filter(|request| query.matches(request))
             .collect();
-        requests.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
-        let more = requests.len() > limit;
-        requests.truncate(limit);
-        let next = more.then(|| requests.last().map(|r| r.id)).flatten();
         Ok(Page { requests, next })
     }
 

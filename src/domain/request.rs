@@ -21,6 +21,20 @@ impl RequestId {
     pub fn parse(input: &str) -> Option<Self> {
         ulid::Ulid::from_string(input).ok().map(Self)
     }
+
+    /// The smallest id made at `time` (a ULID's first 48 bits are its milliseconds since
+    /// 1970): every request created at or after `time` has an id at least this one.
+    pub fn first_at(time: OffsetDateTime) -> Self {
+        let ms = u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        Self(ulid::Ulid::from_parts(ms, 0))
+    }
+
+    /// When the id was made (by the system clock of the instance that made it).
+    pub fn made_at(&self) -> OffsetDateTime {
+        let ms = i128::from(self.0.timestamp_ms());
+        OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
 }
 
 impl Default for RequestId {

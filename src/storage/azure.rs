@@ -21,9 +21,9 @@ use tokio::sync::OnceCell;
 
 use super::{
     AddressClaim, CounterStore, DEAD_LETTERS_TABLE, DeadLetter, DeadLetters, ETag, INVITE_QUEUE,
-    Increment, InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestQuery, RequestStore,
-    SignupQueue, StorageAccount, StoreError, Versioned,
-    entity::{ClaimEntity, DeadLetterEntity, RequestEntity, check_key, claim_row_key},
+    Increment, InviteMessage, RATE_LIMITS_TABLE, REQUESTS_TABLE, RequestKey, RequestQuery,
+    RequestStore, SignupQueue, StorageAccount, StoreError, Versioned,
+    entity::{ClaimEntity, DeadLetterEntity, KeyEntity, RequestEntity, check_key, claim_row_key},
     transport::Transport,
 };
 use crate::domain::{EmailAddress, EmailDomain, RequestId, SignupRequest};
@@ -298,6 +298,35 @@ impl RequestStore for AzureStorage {
         limit: usize,
     ) -> Result<Vec<Versioned<SignupRequest>>, StoreError> {
         self.query_filter(query.filter(), limit).await
+    }
+
+    async fn keys(
+        &self,
+        query: &RequestQuery,
+        limit: usize,
+    ) -> Result<Vec<RequestKey>, StoreError> {
+        self.tables().await?;
+        let mut pages = self
+            .requests
+            .query()
+            .filter(query.filter())
+            .select("PartitionKey,RowKey")
+            .into_stream::<KeyEntity>();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            for entity in page.map_err(unavailable)?.entities {
+                match entity.into_key() {
+                    Ok(key) => keys.push(key),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipping a request row that does not parse")
+                    }
+                }
+                if keys.len() >= limit {
+                    return Ok(keys);
+                }
+            }
+        }
+        Ok(keys)
     }
 
     async fn claim_of(

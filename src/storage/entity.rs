@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
-use super::{AddressClaim, CLAIM_ROW_PREFIX, StoreError};
+use super::{AddressClaim, CLAIM_ROW_PREFIX, RequestKey, StoreError};
 use crate::domain::{
-    AccessKey, Decider, DisplayName, EmailAddress, FreeText, History, RequestId, SignupRequest,
-    UserId,
+    AccessKey, Decider, DisplayName, EmailAddress, EmailDomain, FreeText, History, RequestId,
+    SignupRequest, UserId,
 };
 
 const EDM_DATETIME: &str = "Edm.DateTime";
@@ -268,6 +268,28 @@ impl RequestEntity {
                 },
             )?,
         })
+    }
+}
+
+/// A request row's keys only (`$select=PartitionKey,RowKey`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct KeyEntity {
+    pub partition_key: String,
+    pub row_key: String,
+}
+
+impl KeyEntity {
+    pub(super) fn into_key(self) -> Result<RequestKey, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!("{what} of row {} is not valid", self.row_key))
+        };
+        let domain = EmailDomain::parse(&self.partition_key)
+            .ok()
+            .filter(|d| d.as_str() == self.partition_key)
+            .ok_or_else(|| corrupt("PartitionKey"))?;
+        let id = RequestId::parse(&self.row_key).ok_or_else(|| corrupt("RowKey"))?;
+        Ok(RequestKey { domain, id })
     }
 }
 

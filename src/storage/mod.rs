@@ -141,6 +141,9 @@ pub struct RequestQuery {
     /// Only requests older than this one: ids are ULIDs, whose text sorts by creation
     /// time, so this is the admin API's page boundary.
     pub older_than: Option<RequestId>,
+    /// Only this request and newer ones (with [`RequestId::first_at`]: those created at or
+    /// after a time); the list reads time windows with it.
+    pub not_older_than: Option<RequestId>,
 }
 
 impl RequestQuery {
@@ -163,11 +166,40 @@ impl RequestQuery {
                 .map(|t| format!("DecideBy lt {}", date(t))),
             self.older_than
                 .map(|id| format!("RowKey lt {}", quote(&id.to_string()))),
+            self.not_older_than
+                .map(|id| format!("RowKey ge {}", quote(&id.to_string()))),
         ]
         .into_iter()
         .flatten()
         .collect();
         clauses.join(" and ")
+    }
+}
+
+/// Where a request's row is: its partition (the domain) and row key (the id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    pub domain: EmailDomain,
+    pub id: RequestId,
+}
+
+impl RequestQuery {
+    /// Whether `request` matches, as the query's filter would have it: a row read again
+    /// after a [`RequestStore::keys`] listing may have changed in between.
+    pub fn matches(&self, request: &SignupRequest) -> bool {
+        let before = |limit: Option<OffsetDateTime>, value: Option<OffsetDateTime>| {
+            limit.is_none_or(|limit| value.is_some_and(|value| value < limit))
+        };
+        self.status.is_none_or(|s| s == request.status)
+            && self
+                .domain
+                .as_ref()
+                .is_none_or(|d| d == request.email.domain())
+            && self.created_since.is_none_or(|t| request.created_at >= t)
+            && before(self.updated_before, Some(request.updated_at))
+            && before(self.decide_by_before, request.decide_by)
+            && self.older_than.is_none_or(|id| request.id < id)
+            && self.not_older_than.is_none_or(|id| request.id >= id)
     }
 }
 
@@ -206,6 +238,13 @@ pub trait RequestStore: Send + Sync {
         query: &RequestQuery,
         limit: usize,
     ) -> Result<Vec<Versioned<SignupRequest>>, StoreError>;
+
+    /// Where up to `limit` requests matching `query` are, in table order, without their
+    /// data (`$select` of the keys: a tenth of the bytes of a full row, and nothing to
+    /// parse). For the admin API's list, which sorts across domains and then reads one
+    /// page of rows.
+    async fn keys(&self, query: &RequestQuery, limit: usize)
+    -> Result<Vec<RequestKey>, StoreError>;
 
     /// The request `email` currently has, if any (see [`CLAIM_ROW_PREFIX`]).
     async fn claim_of(
@@ -293,5 +332,65 @@ mod tests {
             query.filter(),
             "RowKey lt 'address:' and Status eq 'PendingApproval' and PartitionKey eq 'contoso.com' and DecideBy lt datetime'2026-11-24T10:00:00Z'"
         );
+    }
+
+    #[test]
+    fn a_row_read_again_matches_the_query_as_its_filter_would() {
+        let entity: entity::RequestEntity = serde_json::from_value(serde_json::json!({
+            "PartitionKey": "fabrikam.com", "RowKey": "01KB0000000000000000000000",
+            "Email": "ana@fabrikam.com", "DisplayName": "Ana", "Access": "partner-portal",
+            "Status": "PendingApproval", "CreatedAt": "2026-11-20T10:00:00Z",
+            "UpdatedAt": "2026-11-21T10:00:00Z", "DecideBy": "2026-12-04T10:00:00Z",
+        }))
+        .unwrap();
+        let request = entity.into_request().unwrap();
+        let at = |text: &str| {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let id = |text: &str| RequestId::parse(text).unwrap();
+        let matching = [
+            RequestQuery::default(),
+            RequestQuery {
+                status: Some(RequestStatus::PendingApproval),
+                domain: Some(EmailDomain::parse("fabrikam.com").unwrap()),
+                created_since: Some(at("2026-11-20T10:00:00Z")),
+                updated_before: Some(at("2026-11-21T10:00:01Z")),
+                decide_by_before: Some(at("2026-12-05T00:00:00Z")),
+                older_than: Some(id("01KB0000000000000000000001")),
+                not_older_than: Some(id("01KB0000000000000000000000")),
+            },
+        ];
+        for query in matching {
+            assert!(query.matches(&request), "{query:?}");
+        }
+        let not_matching = [
+            RequestQuery {
+                status: Some(RequestStatus::Denied),
+                ..Default::default()
+            },
+            RequestQuery {
+                domain: Some(EmailDomain::parse("contoso.com").unwrap()),
+                ..Default::default()
+            },
+            RequestQuery {
+                created_since: Some(at("2026-11-20T10:00:01Z")),
+                ..Default::default()
+            },
+            RequestQuery {
+                updated_before: Some(at("2026-11-21T10:00:00Z")),
+                ..Default::default()
+            },
+            RequestQuery {
+                decide_by_before: Some(at("2026-12-04T10:00:00Z")),
+                ..Default::default()
+            },
+            RequestQuery {
+                older_than: Some(request.id),
+                ..Default::default()
+            },
+        ];
+        for query in not_matching {
+            assert!(!query.matches(&request), "{query:?}");
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! The admin API through real HTTP: who may call it (Entra ID tokens from a mock tenant on
 //! loopback), the list, one request with its history, and retry.
 
-use b2b_signup::domain::RequestStatus;
+use b2b_signup::{
+    domain::{EmailAddress, EmailDomain, RequestId, RequestStatus},
+    storage::{AddressClaim, RequestStore},
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use test_support::{
@@ -219,25 +222,17 @@ async fn list(app: &TestApp, query: &str) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_list_is_newest_first_in_pages_with_filters() {
-    let app = spawn_app().await;
-    let mut ids = Vec::new();
-    for name in ["a", "b", "c", "d", "e"] {
-        ids.push(app.sign_up(&format!("{name}@fabrikam.com")).await.0);
-        app.time.advance(time::Duration::seconds(1));
-    }
-    ids.push(app.sign_up("ada@contoso.com").await.0);
-    ids.reverse(); // newest first
-
+/// Every page of the list for `query` (which must set a limit), following continuations;
+/// the request ids in the order shown.
+async fn all_pages(app: &TestApp, query: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let mut continuation: Option<String> = None;
     loop {
         let query = match &continuation {
-            Some(c) => format!("limit=2&continuation={c}"),
-            None => "limit=2".to_owned(),
+            Some(c) => format!("{query}&continuation={c}"),
+            None => query.to_owned(),
         };
-        let response = list(&app, &query).await;
+        let response = list(app, &query).await;
         assert_eq!(response.status(), 200);
         let page: Value = response.json().await.unwrap();
         assert!(page["items"].as_array().unwrap().len() <= 2);
@@ -250,9 +245,69 @@ async fn the_list_is_newest_first_in_pages_with_filters() {
         );
         match page["continuation"].as_str() {
             Some(next) => continuation = Some(next.to_owned()),
-            None => break,
+            None => return seen,
         }
     }
+}
+
+/// The list reads time windows going back from now, each reaching eight times as far: a
+/// request made minutes, days or years ago is found, in order, on the right page.
+#[tokio::test]
+async fn the_list_reaches_back_through_its_time_windows_to_the_oldest_request() {
+    let app = spawn_app().await;
+    let (newest, _) = app.sign_up("new@fabrikam.com").await;
+    let domain = EmailDomain::parse("fabrikam.com").unwrap();
+    let row = app
+        .store
+        .get(&domain, &RequestId::parse(&newest).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    let now = time::OffsetDateTime::now_utc();
+    let mut ids = vec![newest];
+    for (i, age) in [
+        time::Duration::seconds(30),
+        time::Duration::hours(2),
+        time::Duration::days(3),
+        time::Duration::days(400),
+        time::Duration::days(10 * 365),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut old = row.clone();
+        old.id = RequestId::first_at(now - age);
+        old.email = EmailAddress::parse(&format!("old{i}@fabrikam.com")).unwrap();
+        let claim = AddressClaim {
+            request_id: old.id,
+            claimed_at: now,
+        };
+        app.store.create(&old, &claim, None).await.unwrap();
+        ids.push(old.id.to_string());
+    }
+    assert_eq!(
+        all_pages(&app, "limit=2").await,
+        ids,
+        "every request once, newest first"
+    );
+    let one_page: Value = list(&app, "limit=50").await.json().await.unwrap();
+    assert_eq!(one_page["items"].as_array().unwrap().len(), 6);
+    assert_eq!(one_page["continuation"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_list_is_newest_first_in_pages_with_filters() {
+    let app = spawn_app().await;
+    let mut ids = Vec::new();
+    for name in ["a", "b", "c", "d", "e"] {
+        ids.push(app.sign_up(&format!("{name}@fabrikam.com")).await.0);
+        app.time.advance(time::Duration::seconds(1));
+    }
+    ids.push(app.sign_up("ada@contoso.com").await.0);
+    ids.reverse(); // newest first
+
+    let seen = all_pages(&app, "limit=2").await;
     assert_eq!(seen, ids, "every request once, newest first");
 
     let pending: Value = list(&app, "status=PendingApproval&domain=fabrikam.com")
