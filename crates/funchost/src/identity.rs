@@ -17,7 +17,10 @@
 //! role), `…/oauth2/v2.0/logout`, CORS for a loopback page — with a self-signed
 //! certificate made at each start and kept in memory. Tokens name one issuer, the plain
 //! authority's, whichever door issued them: the handler (which fetches the keys over plain
-//! HTTP) trusts that one.
+//! HTTP, and could not trust a self-signed certificate) trusts that one. The secure door's
+//! OpenID configuration names the secure door's issuer instead, because MSAL.js refuses a
+//! configuration whose issuer is not on the authority's origin; MSAL.js does not read a
+//! token's `iss` (the API does), so this is the one place the two doors differ.
 //!
 //! `{authority}` is this host's own address under [`PATH_PREFIX`]: one address to print and
 //! nothing more to keep free. The prefix cannot meet a function (they live under the route
@@ -345,12 +348,12 @@ impl DevIdentity {
 
     /// The tenant's OpenID configuration: what the handler reads (`issuer`, `jwks_uri`) and
     /// what a client needs (`token_endpoint`; through the secure door, the sign-in's
-    /// `authorization_endpoint` and `end_session_endpoint` too). The issuer is the plain
-    /// authority's through both doors: one issuer, whichever door issued a token.
+    /// `authorization_endpoint` and `end_session_endpoint` too). The issuer is on the
+    /// door's origin, as MSAL.js requires of an authority (see the module's notes).
     fn configuration(&self, door: Door) -> Value {
         let base = format!("{}/{}", self.door_authority(door), self.plan.tenant_id);
         let mut configuration = json!({
-            "issuer": self.plan.issuer(),
+            "issuer": format!("{base}/v2.0"),
             "jwks_uri": format!("{base}/discovery/v2.0/keys"),
             "token_endpoint": format!("{base}/oauth2/v2.0/token"),
             "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
