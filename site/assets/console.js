@@ -464,7 +464,9 @@ async function start() {
     cache: { cacheLocation: 'sessionStorage' },
   });
   await state.pca.initialize();
+  performance.mark('console:msal-ready');
   const result = await state.pca.handleRedirectPromise();
+  performance.mark('console:signed-in');
   if (result?.state) window.history.replaceState(null, '', `${window.location.pathname}${result.state}`);
   state.account = result?.account || state.pca.getAllAccounts()[0] || null;
   if (!state.account) {
@@ -478,6 +480,7 @@ async function start() {
   $('who').hidden = false;
   $('sign-out').hidden = false;
   state.roles = claimsOf(await accessToken()).roles || [];
+  performance.mark('console:token');
   if (!canRead()) return showNoAccess();
   $('readonly').hidden = canDecide();
   $('sections').hidden = false;
