@@ -275,6 +275,8 @@ async function showPending(focus) {
         for (const button of actions.querySelectorAll('button')) button.remove();
         status.textContent = decided.status;
         row.dataset.status = decided.status;
+        // The buttons are gone: the keyboard continues from the row's link.
+        row.querySelector('a').focus();
       }));
       const row = el(
         'tr',

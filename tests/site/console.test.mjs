@@ -237,7 +237,8 @@ test('the token expires during the session and the page renews it with its refre
   await page.context().close();
 });
 
-test('keyboard only: sign in, open a request, filter, in French at 390 px', async () => {
+test('keyboard only: sign in, approve, filter, overview, in French at 390 px', async () => {
+  const erin = await signUp('erin@fabrikam.com', 'Erin Keyboard');
   const page = await newPage({ locale: 'fr-FR', viewport: { width: 390, height: 844 } });
   await page.goto(`${portal.url}/fr/console/`);
   await page.locator('#sign-in').focus();
@@ -247,6 +248,18 @@ test('keyboard only: sign in, open a request, filter, in French at 390 px', asyn
   await page.keyboard.press('Enter');
   await page.locator('#view-pending:not([hidden])').waitFor();
   assert.equal(await page.locator('#sign-in').isVisible(), false);
+  // Approve with the keyboard: the dialog takes the focus, Tab reaches Confirm.
+  const waiting = row(page, 'pending-table', erin);
+  await waiting.locator('button[data-action="approve"]').focus();
+  await page.keyboard.press('Enter');
+  await page.locator('#confirm[open]').waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-reason');
+  await page.keyboard.type('Approuvé au clavier');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'confirm-ok');
+  await page.keyboard.press('Enter');
+  await waiting.locator('.row-status', { hasText: /Queued|Inviting|Invited/ }).waitFor();
+  assert.equal(await page.locator('#confirm[open]').count(), 0, 'the dialog closed');
   // The sections are links in the tab order; Enter on "Toutes les demandes" opens the list.
   await page.locator('#sections a[data-view="list"]').focus();
   await page.keyboard.press('Enter');
@@ -266,8 +279,8 @@ test('keyboard only: sign in, open a request, filter, in French at 390 px', asyn
   await page.locator('#sections a[data-view="overview"]').focus();
   await page.keyboard.press('Enter');
   await page.locator('#chart svg rect').first().waitFor();
-  assert.equal(await page.locator('#figure-total').textContent(), '4');
-  assert.match(await page.locator('#top-domains').textContent(), /fabrikam\.com — 3/);
+  assert.equal(await page.locator('#figure-total').textContent(), '5');
+  assert.match(await page.locator('#top-domains').textContent(), /fabrikam\.com — 4/);
   await page.screenshot({ path: join(ARTIFACTS, 'console-overview.png'), fullPage: true });
   await assertAccessible(page, 'overview');
   await page.context().close();
