@@ -77,7 +77,7 @@ export function drawChart(days, { chart, legend, table }, tr) {
       bar.append(svg('title', {}, `${entry.day} · ${tr(`console.outcome.${name}`)}: ${count}`));
       root.append(bar);
     }
-    if (index % 7 === 0 || index === days.length - 1) {
+    if ((index % 7 === 0 && index < days.length - 4) || index === days.length - 1) {
       root.append(svg('text', { x: x + barWidth / 2, y: height - 6, 'text-anchor': 'middle', 'font-size': 11 }, entry.day.slice(5)));
     }
   });
