@@ -481,7 +481,8 @@ async function start() {
   $('who').textContent = tr('console.signedin', { user: state.account.username });
   $('who').hidden = false;
   $('sign-out').hidden = false;
-  state.roles = claimsOf(await accessToken()).roles || [];
+  // The sign-in's own answer carries the API's token; later, MSAL's cache or a refresh.
+  state.roles = claimsOf(result?.accessToken || (await accessToken())).roles || [];
   performance.mark('console:token');
   if (!canRead()) return showNoAccess();
   $('readonly').hidden = canDecide();

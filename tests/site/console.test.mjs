@@ -205,10 +205,18 @@ test('deny needs a reason and records it; a Failed request is retried', async ()
   await page.context().close();
 });
 
-test('a reader sees the requests but no decision; a user with no role sees the no-access page', async () => {
+test('a reader sees and exports the requests but cannot decide; a user with no role sees the no-access page and signs out', async () => {
   const reader = await newPage();
   await signIn(reader, 'reader', '#/requests?status=&domain=&since=30d', '#view-list:not([hidden]) #list-table tbody tr');
   assert.equal(await reader.locator('#readonly').isVisible(), true);
+  // The export: every request of the filter, as CSV, downloaded from the page.
+  const [download] = await Promise.all([reader.waitForEvent('download'), reader.locator('#export').click()]);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split('\r\n');
+  assert.equal(csv[0].split(',')[0], 'requestId');
+  assert.equal(csv.length - 1, await reader.locator('#list-table tbody tr').count());
+  const stored = showRequest(portal, ids.deny);
+  const expected = `${ids.deny},${stored.status},bob@fabrikam.com,Bob Builder,fabrikam.com,partner-portal,`;
+  assert.ok(csv.some((line) => line.startsWith(expected)), csv.join('\n'));
   await reader.goto(`${portal.url}/console/#/requests/${ids.failed}`);
   await reader.locator('#detail-fields [data-field="status"] dd').waitFor();
   assert.equal(await reader.locator('#detail-actions button').count(), 0);
@@ -220,6 +228,10 @@ test('a reader sees the requests but no decision; a user with no role sees the n
   assert.equal(await nobody.locator('#sections').isVisible(), false);
   await nobody.screenshot({ path: join(ARTIFACTS, 'console-no-access.png') });
   await assertAccessible(nobody, 'no-access page');
+  // Signing out goes through the provider's end-session endpoint and back to the sign-in.
+  await nobody.locator('#sign-out').click();
+  await nobody.locator('#view-signin:not([hidden])').waitFor();
+  assert.equal(await nobody.locator('#who').isVisible(), false);
   await nobody.context().close();
 });
 
