@@ -42,6 +42,9 @@ param readerUserIds array = []
 @description('Client (app) id of the Microsoft Azure CLI, pre-authorized for the delegated scope so that `az account get-access-token --scope api://<appId>/.default` works without a consent prompt. Empty: no client is pre-authorized.')
 param preAuthorizedCliAppId string = '04b07795-8ddb-461a-bbee-02f9e1bf7b46'
 
+@description('The admin console\'s redirect URIs: the site\'s address followed by console/ and fr/console/, e.g. <siteUrl>console/ (main.bicep output consoleRedirectUris). Empty: no console app registration.')
+param consoleRedirectUris array = []
+
 // Stable ids: the same installation (tenant + uniqueName) gets the same GUIDs on every
 // deployment, so assignments made against them stay valid. Derived, never copied by hand.
 var readRoleId = guid(tenant().tenantId, uniqueName, 'Signup.Read')
@@ -135,9 +138,24 @@ resource readerUsers 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
   }
 ]
 
+// The admin console's app registration (site/console/), when its redirect URIs are given.
+module consoleRegistration 'modules/admin-console.bicep' = if (!empty(consoleRedirectUris)) {
+  name: 'admin-console-registration'
+  params: {
+    uniqueName: '${uniqueName}-console'
+    displayName: '${displayName} console'
+    redirectUris: consoleRedirectUris
+    adminApiAppId: adminApi.appId
+    adminApiServicePrincipalId: adminApiServicePrincipal.id
+    scopeId: scopeId
+  }
+}
+
 // Ids only: the app has no credential to output.
 output appId string = adminApi.appId
 output identifierUri string = identifierUri.outputs.identifierUri
 output servicePrincipalId string = adminApiServicePrincipal.id
 output signupReadRoleId string = readRoleId
 output signupApproveRoleId string = approveRoleId
+// SIGNUP_CONSOLE_CLIENT_ID for `b2b-signup site config` (empty without a console).
+output consoleClientId string = empty(consoleRedirectUris) ? '' : consoleRegistration!.outputs.appId

@@ -170,3 +170,7 @@ output appInsightsName string = monitoring.outputs.appInsightsName
 output siteStorageAccountName string = deploySignupSite ? signupSite!.outputs.name : ''
 output siteUrl string = deploySignupSite ? signupSite!.outputs.url : ''
 output corsAllowedOrigins array = allowedOrigins
+// For admin-api.bicep's consoleRedirectUris: the admin console on the site, in both languages
+// (site/console/, site/fr/console/). Never on the Function App's own address, where the
+// Functions host keeps /admin/... for itself.
+output consoleRedirectUris array = deploySignupSite ? ['${signupSite!.outputs.url}console/', '${signupSite!.outputs.url}fr/console/'] : []

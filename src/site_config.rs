@@ -12,6 +12,18 @@
 //!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"}}
 //! ```
 //! `terms` and `captcha` are `null` when there are none.
+//!
+//! The admin console (`site/console/`) reads the same file's `console`: how it signs in
+//! (the console's app registration, a public client: its id is no secret) and what it asks
+//! for, from [`CONSOLE_CLIENT_ID_SETTING`], the tenant's authority and the admin API's app
+//! id.
+//!
+//! ```json
+//! {"console": {"clientId": "…", "authority": "https://login.microsoftonline.com/{tenant}",
+//!  "knownAuthorities": ["login.microsoftonline.com"],
+//!  "scopes": ["api://{admin app id}/user_impersonation"], "apiBase": ""}}
+//! ```
+//! (left out without a console client id).
 
 use std::{
     io::Write,
@@ -28,6 +40,21 @@ use crate::policy::Policy;
 pub const CAPTCHA_PROVIDER_SETTING: &str = "SIGNUP_CAPTCHA_PROVIDER";
 /// The provider's public site key, which the page's widget needs.
 pub const CAPTCHA_SITE_KEY_SETTING: &str = "SIGNUP_CAPTCHA_SITE_KEY";
+
+/// The admin console's app registration (a single-page app, public client).
+pub const CONSOLE_CLIENT_ID_SETTING: &str = "SIGNUP_CONSOLE_CLIENT_ID";
+/// The console's authority, whole (`https://host/{tenant}`), when not Entra ID's at
+/// `AZURE_AUTHORITY_HOST` + `AZURE_TENANT_ID` (locally: funchost's HTTPS sign-in).
+pub const CONSOLE_AUTHORITY_SETTING: &str = "SIGNUP_CONSOLE_AUTHORITY";
+const AUTHORITY_HOST_SETTING: &str = "AZURE_AUTHORITY_HOST";
+const TENANT_SETTING: &str = "AZURE_TENANT_ID";
+const ADMIN_APP_SETTING: &str = "SIGNUP_ADMIN_APP_ID";
+/// The admin API's address when it is not the page's origin (the Function App's).
+const ADMIN_API_URL_SETTING: &str = "SIGNUP_ADMIN_API_URL";
+/// Entra ID's global authority host, as the Azure SDKs default to it.
+const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// The delegated scope the admin API's app registration exposes (infra/admin-api.bicep).
+const ADMIN_API_SCOPE: &str = "user_impersonation";
 
 /// Reads [`CAPTCHA_PROVIDER_SETTING`]: `None` when unset or empty. The same provider names
 /// as the API's check ([`crate::abuse::CaptchaProvider`]).
@@ -69,6 +96,9 @@ pub enum SiteConfigError {
         CAPTCHA_PROVIDER_SETTING
     )]
     SiteKeyWithoutProvider,
+    /// A console setting is missing or not usable; the message names it.
+    #[error("the admin console: {0}")]
+    Console(String),
 }
 
 /// What `config.json` holds.
@@ -79,6 +109,95 @@ pub struct SiteConfig {
     pub access_options: Vec<AccessChoice>,
     pub terms: Option<TermsLink>,
     pub captcha: Option<CaptchaWidget>,
+    /// Left out without a console client id (the console then says it is not set up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleSignIn>,
+}
+
+/// How the admin console signs in and what it calls: all public (a public client's id,
+/// the tenant's authority, a scope name, an address).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConsoleSignIn {
+    pub client_id: String,
+    /// `https://{host}/{tenant}` (MSAL.js takes HTTPS authorities only).
+    pub authority: String,
+    /// The authority's host: MSAL.js then trusts it without asking Entra ID's instance
+    /// discovery endpoint, so the page calls no other origin.
+    pub known_authorities: Vec<String>,
+    pub scopes: Vec<String>,
+    /// The admin API's base address, `""` for the page's own origin.
+    pub api_base: String,
+}
+
+impl ConsoleSignIn {
+    /// From the settings; `None` without [`CONSOLE_CLIENT_ID_SETTING`].
+    pub fn from_settings(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, SiteConfigError> {
+        let given = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(client_id) = given(CONSOLE_CLIENT_ID_SETTING) else {
+            return Ok(None);
+        };
+        let missing = |name: &str| {
+            SiteConfigError::Console(format!(
+                "{CONSOLE_CLIENT_ID_SETTING} is set but {name} is not"
+            ))
+        };
+        let authority = match given(CONSOLE_AUTHORITY_SETTING) {
+            Some(authority) => authority,
+            None => {
+                let host = given(AUTHORITY_HOST_SETTING)
+                    .unwrap_or_else(|| DEFAULT_AUTHORITY_HOST.to_owned());
+                let tenant = given(TENANT_SETTING).ok_or_else(|| missing(TENANT_SETTING))?;
+                format!("{}/{tenant}", host.trim_end_matches('/'))
+            }
+        };
+        let authority = authority.trim_end_matches('/').to_owned();
+        let parsed = url::Url::parse(&authority).ok().filter(|url| {
+            url.scheme() == "https" && url.query().is_none() && url.fragment().is_none()
+        });
+        let Some(host) = parsed.as_ref().and_then(|url| url.host_str()) else {
+            return Err(SiteConfigError::Console(format!(
+                "the authority must be an https:// address (MSAL.js refuses others), not \
+                 {authority:?}; set {CONSOLE_AUTHORITY_SETTING} or {AUTHORITY_HOST_SETTING}"
+            )));
+        };
+        let known = match parsed.as_ref().and_then(url::Url::port) {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let app = given(ADMIN_APP_SETTING).ok_or_else(|| missing(ADMIN_APP_SETTING))?;
+        let api_base = given(ADMIN_API_URL_SETTING)
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        if !api_base.is_empty() && url::Url::parse(&api_base).is_err() {
+            return Err(SiteConfigError::Console(format!(
+                "{ADMIN_API_URL_SETTING} is not an address"
+            )));
+        }
+        Ok(Some(Self {
+            client_id,
+            known_authorities: vec![known],
+            authority,
+            scopes: vec![format!("api://{app}/{ADMIN_API_SCOPE}")],
+            api_base,
+        }))
+    }
+
+    /// The origins the console's page calls besides its own: the authority's (the token
+    /// endpoint, the OpenID configuration) and the admin API's when elsewhere.
+    pub fn origins(&self) -> Vec<String> {
+        [self.authority.as_str(), self.api_base.as_str()]
+            .into_iter()
+            .filter_map(|address| url::Url::parse(address).ok())
+            .map(|url| url.origin().ascii_serialization())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,7 +250,9 @@ impl SiteConfig {
             (Some(_), None) => return Err(SiteConfigError::ProviderWithoutSiteKey),
             (None, Some(_)) => return Err(SiteConfigError::SiteKeyWithoutProvider),
         };
+        let console = ConsoleSignIn::from_settings(&lookup)?;
         Ok(Self {
+            console,
             access_options: policy
                 .access_options()
                 .map(|option| AccessChoice {
@@ -180,16 +301,22 @@ pub enum SiteCommand {
 pub fn run(command: SiteCommand) -> ExitCode {
     match command {
         SiteCommand::Config { policy, out } => write_config(policy, out),
-        SiteCommand::Csp => match captcha_provider(|name| std::env::var(name).ok()) {
-            Ok(captcha) => {
-                println!("{}", content_security_policy(captcha));
-                ExitCode::SUCCESS
+        SiteCommand::Csp => {
+            match captcha_provider(|name| std::env::var(name).ok()).and_then(|captcha| {
+                let console = ConsoleSignIn::from_settings(|name| std::env::var(name).ok())?;
+                Ok((captcha, console))
+            }) {
+                Ok((captcha, console)) => {
+                    let origins = console.map(|console| console.origins()).unwrap_or_default();
+                    println!("{}", content_security_policy(captcha, &origins));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("b2b-signup: {e}");
+                    ExitCode::from(2)
+                }
             }
-            Err(e) => {
-                eprintln!("b2b-signup: {e}");
-                ExitCode::from(2)
-            }
-        },
+        }
     }
 }
 
@@ -232,7 +359,13 @@ fn write_config(policy: Option<PathBuf>, out: Option<PathBuf>) -> ExitCode {
 /// <https://developers.cloudflare.com/turnstile/reference/content-security-policy/>,
 /// <https://docs.hcaptcha.com/#content-security-policy-settings>,
 /// <https://developers.google.com/recaptcha/docs/faq#im-using-content-security-policy-csp-on-my-website.-how-can-i-configure-it-to-work-with-recaptcha>.
-pub fn content_security_policy(captcha: Option<CaptchaProvider>) -> String {
+/// `console_origins`: what the admin console calls besides the page's origin (its
+/// identity provider, the admin API), allowed to `connect-src` only: the sign-in itself is
+/// a top-level navigation, which the policy does not govern.
+pub fn content_security_policy(
+    captcha: Option<CaptchaProvider>,
+    console_origins: &[String],
+) -> String {
     let (script, frame, style, connect) = match captcha {
         None => ("", "", "", ""),
         Some(CaptchaProvider::Turnstile) => (
@@ -254,6 +387,13 @@ pub fn content_security_policy(captcha: Option<CaptchaProvider>) -> String {
             "",
         ),
     };
+    let mut connect = connect.to_owned();
+    for origin in console_origins {
+        if !connect.split(' ').any(|known| known == origin) {
+            connect.push(' ');
+            connect.push_str(origin);
+        }
+    }
     let frame = if frame.is_empty() {
         " 'none'".to_owned()
     } else {
@@ -280,11 +420,11 @@ mod tests {
 
     #[test]
     fn the_policy_opens_only_the_configured_captcha() {
-        let plain = content_security_policy(None);
+        let plain = content_security_policy(None, &[]);
         assert!(plain.contains("script-src 'self';"), "{plain}");
         assert!(plain.contains("frame-src 'none';"), "{plain}");
         assert!(!plain.contains("https:"), "{plain}");
-        let turnstile = content_security_policy(Some(CaptchaProvider::Turnstile));
+        let turnstile = content_security_policy(Some(CaptchaProvider::Turnstile), &[]);
         assert!(
             turnstile.contains("script-src 'self' https://challenges.cloudflare.com;"),
             "{turnstile}"
@@ -386,6 +526,87 @@ mod tests {
                 Err(expected),
                 "{description}"
             );
+        }
+    }
+
+    #[test]
+    fn the_console_signs_in_at_the_tenants_https_authority_and_the_policy_allows_only_it() {
+        let console = ConsoleSignIn::from_settings(lookup(&[
+            (
+                "SIGNUP_CONSOLE_CLIENT_ID",
+                "11111111-aaaa-4bbb-8ccc-000000000001",
+            ),
+            ("AZURE_TENANT_ID", "72f988bf-86f1-41af-91ab-2d7cd011db47"),
+            (
+                "SIGNUP_ADMIN_APP_ID",
+                "22222222-aaaa-4bbb-8ccc-000000000002",
+            ),
+            ("SIGNUP_ADMIN_API_URL", "https://app.azurewebsites.net/"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            console.authority,
+            "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47"
+        );
+        assert_eq!(console.known_authorities, ["login.microsoftonline.com"]);
+        assert_eq!(
+            console.scopes,
+            ["api://22222222-aaaa-4bbb-8ccc-000000000002/user_impersonation"]
+        );
+        assert_eq!(console.api_base, "https://app.azurewebsites.net");
+        let policy = content_security_policy(None, &console.origins());
+        assert!(
+            policy.contains(
+                "connect-src 'self' https://login.microsoftonline.com https://app.azurewebsites.net;"
+            ),
+            "{policy}"
+        );
+        assert!(policy.contains("script-src 'self';"), "{policy}");
+
+        // Locally: funchost's HTTPS sign-in, with its port; no console without a client id.
+        let local = ConsoleSignIn::from_settings(lookup(&[
+            ("SIGNUP_CONSOLE_CLIENT_ID", "c"),
+            (
+                "SIGNUP_CONSOLE_AUTHORITY",
+                "https://127.0.0.1:7443/.dev-identity/t/",
+            ),
+            ("SIGNUP_ADMIN_APP_ID", "a"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(local.authority, "https://127.0.0.1:7443/.dev-identity/t");
+        assert_eq!(local.known_authorities, ["127.0.0.1:7443"]);
+        assert_eq!(local.origins(), ["https://127.0.0.1:7443"]);
+        assert_eq!(ConsoleSignIn::from_settings(lookup(&[])), Ok(None));
+
+        for (pairs, named) in [
+            (
+                &[
+                    ("SIGNUP_CONSOLE_CLIENT_ID", "c"),
+                    ("SIGNUP_ADMIN_APP_ID", "a"),
+                ][..],
+                "AZURE_TENANT_ID",
+            ),
+            (
+                &[
+                    ("SIGNUP_CONSOLE_CLIENT_ID", "c"),
+                    (
+                        "SIGNUP_CONSOLE_AUTHORITY",
+                        "http://127.0.0.1:7071/.dev-identity/t",
+                    ),
+                    ("SIGNUP_ADMIN_APP_ID", "a"),
+                ][..],
+                "https://",
+            ),
+            (
+                &[("SIGNUP_CONSOLE_CLIENT_ID", "c"), ("AZURE_TENANT_ID", "t")][..],
+                "SIGNUP_ADMIN_APP_ID",
+            ),
+        ] {
+            let pairs: &'static [(&'static str, &'static str)] = pairs;
+            let error = ConsoleSignIn::from_settings(lookup(pairs)).unwrap_err();
+            assert!(error.to_string().contains(named), "{error}");
         }
     }
 }

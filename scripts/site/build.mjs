@@ -12,7 +12,12 @@
 // {{root}} (the way back to site/ from the page: "" or "../"), {{altLang}} / {{altHref}}
 // (the same page in the other language), and {{errorOutcomes}} (one block per error code,
 // shown by CSS :target from the fragment the API's 303 adds).
-import { readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+//
+// A folder of templates (templates/console/) is a folder of pages (site/console/ and
+// site/fr/console/), with {{root}} one level further up. The files of VENDORED are copied
+// from node_modules into site/assets/vendor/ (the console's MSAL.js, with its licence): the
+// site needs no bundler, and --check also fails when a copy differs from the pinned package.
+import { readFileSync, writeFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,7 +26,28 @@ import { ERROR_CODES, LANGUAGES, STRINGS, t } from '../../site/assets/i18n.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const siteDir = join(here, '..', '..', 'site');
 const templatesDir = join(here, 'templates');
+const modulesDir = join(here, '..', '..', 'node_modules');
 
+/** [file in node_modules, copy under site/]: what the pages load from a pinned package. */
+export const VENDORED = [
+  ['@azure/msal-browser/lib/msal-browser.min.js', 'assets/vendor/msal-browser.min.js'],
+  ['@azure/msal-browser/LICENSE', 'assets/vendor/msal-browser.LICENSE.txt'],
+];
+
+/** Template files, `sub/name.html` for those in a folder (one level). */
+function templateFiles() {
+  const files = [];
+  for (const entry of readdirSync(templatesDir).sort()) {
+    if (statSync(join(templatesDir, entry)).isDirectory()) {
+      for (const inner of readdirSync(join(templatesDir, entry)).sort()) {
+        if (inner.endsWith('.html')) files.push(`${entry}/${inner}`);
+      }
+    } else if (entry.endsWith('.html')) {
+      files.push(entry);
+    }
+  }
+  return files;
+}
 const escapeHtml = (text) =>
   text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 
@@ -37,7 +63,7 @@ function errorOutcomes(lang) {
 /** Every page in every language: [relative path under site/, HTML]. */
 export function render() {
   const pages = [];
-  const files = readdirSync(templatesDir).filter((f) => f.endsWith('.html')).sort();
+  const files = templateFiles();
   // `_name.html` is a partial, put in place of {{>name}} in the pages.
   const partials = Object.fromEntries(
     files.filter((f) => f.startsWith('_')).map((f) => [f.slice(1, -5), readFileSync(join(templatesDir, f), 'utf8')]),
@@ -50,8 +76,9 @@ export function render() {
     for (const lang of LANGUAGES) {
       const altLang = LANGUAGES.find((l) => l !== lang);
       const folder = (l) => (l === 'en' ? '' : `${l}/`);
-      const root = lang === 'en' ? '' : '../';
-      const page = template === 'index.html' ? '' : template;
+      const depth = template.split('/').length - 1;
+      const root = '../'.repeat(depth + (lang === 'en' ? 0 : 1));
+      const page = template.replace(/(^|\/)index\.html$/, '$1');
       const values = {
         lang,
         root,
@@ -76,7 +103,8 @@ export function render() {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   let stale = 0;
-  for (const [path, html] of render()) {
+  const copies = VENDORED.map(([from, to]) => [to, readFileSync(join(modulesDir, from), 'utf8')]);
+  for (const [path, html] of [...render(), ...copies]) {
     const target = join(siteDir, path);
     let current = null;
     try {

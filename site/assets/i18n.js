@@ -3,6 +3,8 @@
 // JavaScript), and signup.js / result.js use it for the messages they show.
 // Add a string to both languages; a test fails when one is missing.
 
+import { CONSOLE_STRINGS } from './console-strings.js';
+
 export const LANGUAGES = ['en', 'fr'];
 
 /** The error codes of the public API a sign-up can end with (docs/openapi.yaml,
@@ -162,6 +164,8 @@ export const STRINGS = {
       'Cette étape nécessite JavaScript : activez-le dans votre navigateur, ou demandez à votre contact dans notre organisation de vous inviter.',
   },
 };
+// The admin console's strings (console-strings.js), in the same dictionary.
+for (const lang of LANGUAGES) Object.assign(STRINGS[lang], CONSOLE_STRINGS[lang]);
 
 /** The string `key` in `lang`, with `{name}` placeholders filled from `values`. */
 export function t(lang, key, values = {}) {

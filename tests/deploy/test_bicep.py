@@ -679,3 +679,47 @@ def test_the_function_app_gets_the_admin_app_id_and_the_tenant(parsed):
     assert re.search(r"^param adminApiAppId = ''$", example, re.M)
     # A client secret credential stays impossible: the tenant is set, its partners never are.
     assert not {"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"} & set(settings)
+
+
+# --- the admin console's app registration (issue 17) ---------------------------------------------
+
+CONSOLE_MODULE = "modules/admin-console.bicep"
+
+
+def test_the_console_is_a_single_page_app_with_no_secret_and_the_api_scope(parsed):
+    tree = parsed[CONSOLE_MODULE]
+    assert "microsoftGraphV1" in tree["extensions"]
+    app = the_resource(tree, "Microsoft.Graph/applications")
+    assert app["signInAudience"] == "AzureADMyOrg"
+    # The `spa` platform: authorization code with PKCE, never a secret or the implicit grant.
+    assert is_ref(app["spa"]["redirectUris"], "redirectUris")
+    assert "web" not in app and "publicClient" not in app
+    for node in walk(tree):
+        if isinstance(node, dict):
+            assert not {"passwordCredentials", "keyCredentials", "implicitGrantSettings"} & set(node)
+    [access] = app["requiredResourceAccess"]
+    assert is_ref(access["resourceAppId"], "adminApiAppId")
+    assert access["resourceAccess"] == [{"id": "scopeId", "type": "Scope"}]
+    # Consent for the tenant to the delegated scope only; roles still come from assignments.
+    grant = the_resource(tree, "Microsoft.Graph/oauth2PermissionGrants")
+    assert grant["consentType"] == "AllPrincipals"
+    assert grant["scope"] == "user_impersonation"
+    assert is_ref(grant["resourceId"], "adminApiServicePrincipalId")
+    assert property_path(tree["outputs"]["appId"]["value"]) == ["consoleApp", "appId"]
+
+
+def test_the_console_registration_is_wired_from_the_site_to_the_admin_api(parsed):
+    admin = parsed[ADMIN_API]
+    module = admin["modules"]["consoleRegistration"]
+    assert module["detail"]["path"] == CONSOLE_MODULE
+    assert "condition" in module["config"], "no redirect URIs, no console registration"
+    assert admin["parameters"]["consoleRedirectUris"]["default"] == []
+    params = body(module)["params"]
+    assert property_path(params["adminApiAppId"]) == ["adminApi", "appId"]
+    assert property_path(params["adminApiServicePrincipalId"]) == ["adminApiServicePrincipal", "id"]
+    assert is_ref(params["scopeId"], "scopeId")
+    assert "consoleClientId" in admin["outputs"]
+    # main.bicep names the console's addresses on the site, both languages, never /admin.
+    main = bicep_source_without_comments(INFRA / "main.bicep")
+    line = next(line for line in main.splitlines() if line.startswith("output consoleRedirectUris"))
+    assert "console/'" in line and "fr/console/'" in line and "/admin" not in line

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const TARGET_DIR = resolve(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target');
@@ -132,11 +133,33 @@ function cleanEnvironment(extra) {
   return { ...env, RUST_LOG: 'info', NO_COLOR: '1', ...extra };
 }
 
+/** funchost's development identity provider (crates/funchost/src/identity.rs). */
+export const DEV_TENANT = '00000000-0000-4000-8000-00000000d001';
+export const DEV_APP = '00000000-0000-4000-8000-00000000d002';
+/** The console's client id in the tests (any id: the provider takes every public client). */
+export const CONSOLE_CLIENT_ID = '00000000-0000-4000-8000-00000000c0c0';
+
+/** A port the OS says is free now (for a process that must know it before it starts). */
+function freePort() {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
+
 /**
- * Starts Azurite and the portal. Returns { url, storageEnv, stop(), output() }.
+ * Starts Azurite and the portal. Returns { url, storageEnv, stop(), output(), restart() }.
  * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider).
+ * `identity` ({ tokenLifetime }) adds funchost's development identity provider with its
+ * HTTPS sign-in, and the admin console's settings in config.json and the page's policy
+ * (`authority`: the console's). `restart({ policy })` starts the host again on the same
+ * storage with another policy (the address changes).
  */
-export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } = {}) {
+export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {}, identity = null } = {}) {
   for (const binary of [BINARY, FUNCHOST]) {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build --workspace --bins`);
   }
@@ -174,29 +197,55 @@ export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } =
       B2B_HOST_FUNCTION_KEYS: 'default=site-test-key',
       ...extraEnv,
     });
+    const identityArgs = [];
+    let siteEnv = env;
+    let authority = null;
+    if (identity) {
+      const httpsPort = await freePort();
+      authority = `https://127.0.0.1:${httpsPort}/.dev-identity/${DEV_TENANT}`;
+      identityArgs.push('--dev-identity', '--dev-identity-https-port', String(httpsPort));
+      if (identity.tokenLifetime) identityArgs.push('--dev-identity-token-lifetime', String(identity.tokenLifetime));
+      // For the page's build only: the handler gets its settings from the provider.
+      siteEnv = { ...env, SIGNUP_CONSOLE_CLIENT_ID: CONSOLE_CLIENT_ID, SIGNUP_CONSOLE_AUTHORITY: authority, SIGNUP_ADMIN_APP_ID: DEV_APP };
+    }
     execFileSync(BINARY, ['site', 'config', '--policy', policyPath, '--out', join(site, 'config.json')], {
-      env,
+      env: siteEnv,
       stdio: ['ignore', 'ignore', 'inherit'],
     });
 
     // The page's Content-Security-Policy as the app states it (scripts/run does the same).
-    const csp = execFileSync(BINARY, ['site', 'csp'], { env, encoding: 'utf8' }).trim();
+    const csp = execFileSync(BINARY, ['site', 'csp'], { env: siteEnv, encoding: 'utf8' }).trim();
 
-    const host = await waitForLine(
-      FUNCHOST,
-      ['--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY],
-      { cwd: workdir, env },
-      /^funchost listening on (http:\/\/127\.0\.0\.1:\d+)$/,
-      30_000,
-      'the host runner',
-    );
+    const startHost = () =>
+      waitForLine(
+        FUNCHOST,
+        ['--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY, ...identityArgs],
+        { cwd: workdir, env },
+        /^funchost listening on (http:\/\/127\.0\.0\.1:\d+)$/,
+        30_000,
+        'the host runner',
+      );
+    let host = await startHost();
     processes.push(host);
-    return {
+    const portal = {
       url: host.match[1],
+      authority,
+      csp,
       storageEnv: env,
       output: () => [...azurite.output.slice(-20), ...host.output].join('\n'),
       stop,
+      async restart({ policy: next }) {
+        const exited = new Promise((done) => host.child.once('exit', done));
+        host.child.kill('SIGTERM');
+        await exited;
+        processes.splice(processes.indexOf(host), 1);
+        writeFileSync(policyPath, JSON.stringify(next, null, 2));
+        host = await startHost();
+        processes.push(host);
+        portal.url = host.match[1];
+      },
     };
+    return portal;
   } catch (error) {
     await stop();
     throw error;

@@ -133,6 +133,21 @@ mod tests {
             allowed.headers()["access-control-allow-headers"],
             "content-type"
         );
+        // The admin console's calls: a GET with the bearer token.
+        let console = cors
+            .preflight(
+                &Method::OPTIONS,
+                &headers(&[
+                    ("origin", "https://signup.contoso.example"),
+                    ("access-control-request-method", "GET"),
+                    ("access-control-request-headers", "authorization"),
+                ]),
+            )
+            .unwrap();
+        assert_eq!(
+            console.headers()["access-control-allow-headers"],
+            "authorization"
+        );
         let refused = cors
             .preflight(
                 &Method::OPTIONS,

@@ -7,7 +7,20 @@
 //! - `GET {authority}/{tenant}/discovery/v2.0/keys`: the public key (JWKS);
 //! - `POST {authority}/{tenant}/oauth2/v2.0/token`: a form post
 //!   `grant_type=client_credentials&scope=api://{app}/.default` answered with a v2.0 access
-//!   token for the local administrator, RS256-signed.
+//!   token for the local administrator, RS256-signed; and the `authorization_code` and
+//!   `refresh_token` grants of the interactive sign-in ([`signin`]).
+//!
+//! The same provider also answers over HTTPS on a port of its own ([`tls`], the secure
+//! door), because MSAL.js refuses an authority over plain HTTP: there, and only there, it
+//! adds the interactive sign-in a browser needs — `…/oauth2/v2.0/authorize` (a page where
+//! the local person picks who signs in: the administrator, a reader, or a user with no
+//! role), `…/oauth2/v2.0/logout`, CORS for a loopback page — with a self-signed
+//! certificate made at each start and kept in memory. Tokens name one issuer, the plain
+//! authority's, whichever door issued them: the handler (which fetches the keys over plain
+//! HTTP, and could not trust a self-signed certificate) trusts that one. The secure door's
+//! OpenID configuration names the secure door's issuer instead, because MSAL.js refuses a
+//! configuration whose issuer is not on the authority's origin; MSAL.js does not read a
+//! token's `iss` (the API does), so this is the one place the two doors differ.
 //!
 //! `{authority}` is this host's own address under [`PATH_PREFIX`]: one address to print and
 //! nothing more to keep free. The prefix cannot meet a function (they live under the route
@@ -30,6 +43,11 @@ use warp::http::{HeaderValue, Method, StatusCode, header};
 
 use super::settings::HostSettings;
 
+pub mod signin;
+pub mod tls;
+
+use signin::{AuthorizeError, AuthorizeRequest, Grant, LocalUser};
+
 /// Where the provider answers on the host's address (with `--dev-identity` only).
 pub const PATH_PREFIX: &str = "/.dev-identity";
 /// The tenant tokens are issued in unless `AZURE_TENANT_ID` says otherwise: a made-up GUID
@@ -48,8 +66,12 @@ pub const USER_SETTING: &str = "B2B_HOST_DEV_IDENTITY_USER";
 /// The admin API's app roles; the local administrator holds both unless the token request
 /// asks for fewer (`roles=Signup.Read`, to try what a reader may do).
 pub const ROLES: [&str; 2] = ["Signup.Read", "Signup.Approve"];
-/// How long a token is valid, as Entra ID's default access-token lifetime (60–90 minutes).
+/// How long a token is valid, as Entra ID's default access-token lifetime (60–90 minutes),
+/// unless `--dev-identity-token-lifetime` says otherwise.
 pub const TOKEN_LIFETIME_SECONDS: i64 = 3600;
+/// The delegated scope a signed-in person's token carries (`scp`), as the admin API's app
+/// registration exposes it (infra/admin-api.bicep).
+pub const DELEGATED_SCOPE: &str = "user_impersonation";
 
 /// The settings the handler reads to trust a token issuer.
 const AUTHORITY_SETTING: &str = "AZURE_AUTHORITY_HOST";
@@ -68,6 +90,10 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 pub enum IdentityError {
     #[error("--dev-identity: cannot generate the signing key: {0}")]
     KeyGeneration(String),
+    #[error("--dev-identity: cannot make the HTTPS certificate: {0}")]
+    Certificate(String),
+    #[error("--dev-identity: cannot listen on 127.0.0.1:{port} for HTTPS: {source}")]
+    Bind { port: u16, source: std::io::Error },
 }
 
 /// What the provider issues, and which settings it gives the handler.
@@ -82,6 +108,10 @@ pub struct IdentityPlan {
     pub provided: Vec<(&'static str, String)>,
     /// Why the handler will not trust this provider, when a setting points it elsewhere.
     pub not_trusted: Option<String>,
+    /// `https://127.0.0.1:{port}/.dev-identity`: the secure door, once it listens.
+    pub secure_authority: Option<String>,
+    /// Seconds an access token is valid.
+    pub token_lifetime: i64,
 }
 
 impl IdentityPlan {
@@ -123,6 +153,8 @@ impl IdentityPlan {
             user: given(USER_SETTING).unwrap_or_else(|| DEFAULT_USER.to_owned()),
             provided,
             not_trusted,
+            secure_authority: None,
+            token_lifetime: TOKEN_LIFETIME_SECONDS,
         }
     }
 
@@ -138,6 +170,13 @@ impl IdentityPlan {
 
     pub fn token_endpoint(&self) -> String {
         format!("{}/oauth2/v2.0/token", self.tenant_base())
+    }
+
+    /// `{secure authority}/{tenant}`: the authority a single-page app signs in with.
+    pub fn secure_tenant_authority(&self) -> Option<String> {
+        self.secure_authority
+            .as_ref()
+            .map(|authority| format!("{authority}/{}", self.tenant_id))
     }
 
     /// The lines printed at start: who tokens are for and how to get one.
@@ -156,6 +195,19 @@ impl IdentityPlan {
             self.token_endpoint(),
             self.app_id,
         );
+        if let Some(authority) = self.secure_tenant_authority() {
+            text.push_str(&format!(
+                "\tsign-in over HTTPS (the admin console's authority): {authority}\n\
+                 \t\tits certificate is self-signed and made at each start: accept it once \
+                 per run by opening {authority}/v2.0/.well-known/openid-configuration\n"
+            ));
+        }
+        if self.token_lifetime != TOKEN_LIFETIME_SECONDS {
+            text.push_str(&format!(
+                "\taccess tokens expire after {} s\n",
+                self.token_lifetime
+            ));
+        }
         if !self.provided.is_empty() {
             text.push_str("\tthe handler's settings from here:\n");
             for (name, value) in &self.provided {
@@ -176,6 +228,17 @@ pub struct DevIdentity {
     encoding_key: EncodingKey,
     /// The JWKS document, made once.
     jwks: Value,
+    /// Codes and refresh tokens of the interactive sign-in.
+    signins: signin::SignIns,
+}
+
+/// Which door a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// The host's own address (plain HTTP): configuration, keys, token endpoint.
+    Plain,
+    /// The HTTPS port ([`tls`]): all that, plus the interactive sign-in.
+    Secure,
 }
 
 impl DevIdentity {
@@ -206,6 +269,7 @@ impl DevIdentity {
             kid,
             encoding_key,
             jwks,
+            signins: signin::SignIns::default(),
         })
     }
 
@@ -213,8 +277,29 @@ impl DevIdentity {
         &self.plan
     }
 
-    /// The answer for `path` (under [`PATH_PREFIX`], as received) and `body`.
+    /// The answer for `path` (under [`PATH_PREFIX`], as received) and `body`, at the host's
+    /// own (plain) address.
     pub fn serve(&self, method: &Method, path: &str, body: &Bytes) -> warp::reply::Response {
+        self.serve_door(Door::Plain, method, path, "", body)
+    }
+
+    /// `{authority}` as seen through `door`.
+    fn door_authority(&self, door: Door) -> &str {
+        match (door, &self.plan.secure_authority) {
+            (Door::Secure, Some(secure)) => secure,
+            _ => &self.plan.authority,
+        }
+    }
+
+    /// The answer for `path` and its raw `query` through `door`.
+    pub fn serve_door(
+        &self,
+        door: Door,
+        method: &Method,
+        path: &str,
+        query: &str,
+        body: &Bytes,
+    ) -> warp::reply::Response {
         let Some(rest) = path.strip_prefix(PATH_PREFIX) else {
             return not_found();
         };
@@ -228,8 +313,14 @@ impl DevIdentity {
         }
         match (endpoint, method) {
             (["v2.0", ".well-known", "openid-configuration"], &Method::GET) => {
-                json_response(StatusCode::OK, &self.configuration())
+                json_response(StatusCode::OK, &self.configuration(door))
             }
+            (["oauth2", "v2.0", "authorize"], &Method::GET | &Method::POST)
+                if door == Door::Secure =>
+            {
+                self.authorize(method, query, body)
+            }
+            (["oauth2", "v2.0", "logout"], &Method::GET) if door == Door::Secure => logout(query),
             (["discovery", "v2.0", "keys"], &Method::GET) => {
                 json_response(StatusCode::OK, &self.jwks)
             }
@@ -256,18 +347,109 @@ impl DevIdentity {
     }
 
     /// The tenant's OpenID configuration: what the handler reads (`issuer`, `jwks_uri`) and
-    /// what a client needs (`token_endpoint`).
-    fn configuration(&self) -> Value {
-        let base = self.plan.tenant_base();
-        json!({
-            "issuer": self.plan.issuer(),
+    /// what a client needs (`token_endpoint`; through the secure door, the sign-in's
+    /// `authorization_endpoint` and `end_session_endpoint` too). The issuer is on the
+    /// door's origin, as MSAL.js requires of an authority (see the module's notes).
+    fn configuration(&self, door: Door) -> Value {
+        let base = format!("{}/{}", self.door_authority(door), self.plan.tenant_id);
+        let mut configuration = json!({
+            "issuer": format!("{base}/v2.0"),
             "jwks_uri": format!("{base}/discovery/v2.0/keys"),
-            "token_endpoint": self.plan.token_endpoint(),
-            "grant_types_supported": ["client_credentials"],
+            "token_endpoint": format!("{base}/oauth2/v2.0/token"),
+            "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
             "token_endpoint_auth_methods_supported": ["none"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "tenant_region_scope": "development",
-        })
+        });
+        if door == Door::Secure {
+            configuration["authorization_endpoint"] =
+                json!(format!("{base}/oauth2/v2.0/authorize"));
+            configuration["end_session_endpoint"] = json!(format!("{base}/oauth2/v2.0/logout"));
+            configuration["response_types_supported"] = json!(["code"]);
+            configuration["response_modes_supported"] = json!(["query", "fragment"]);
+            configuration["code_challenge_methods_supported"] = json!(["S256"]);
+            configuration["scopes_supported"] = json!(["openid", "profile", "offline_access"]);
+            configuration["subject_types_supported"] = json!(["pairwise"]);
+        }
+        configuration
+    }
+
+    /// `GET …/authorize`: the page where the local person picks who signs in; `POST` (its
+    /// form): back to the app with a code. Errors the app can read go back to it.
+    fn authorize(&self, method: &Method, query: &str, body: &Bytes) -> warp::reply::Response {
+        let request = match AuthorizeRequest::parse(query) {
+            Ok(request) => request,
+            Err(AuthorizeError::Page(message)) => {
+                return html_response(
+                    StatusCode::BAD_REQUEST,
+                    &signin::message_page("Cannot sign in", &message),
+                    None,
+                );
+            }
+            Err(AuthorizeError::Redirect {
+                to,
+                error,
+                description,
+            }) => {
+                return redirect(&to.with(&[
+                    ("error", error),
+                    ("error_description", description.as_str()),
+                ]));
+            }
+        };
+        if request.silent {
+            // No session is kept here: a silent sign-in always needs the person.
+            return redirect(&request.target().with(&[
+                ("error", "login_required"),
+                (
+                    "error_description",
+                    "The development identity provider keeps no session: sign in interactively.",
+                ),
+            ]));
+        }
+        if method == Method::GET {
+            let origin = request.redirect_uri.origin().ascii_serialization();
+            return html_response(
+                StatusCode::OK,
+                &signin::authorize_page(&request, &self.plan.user),
+                Some(&origin),
+            );
+        }
+        if body.len() > MAX_FORM_BYTES {
+            return empty(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        let Some(user) = signin::chosen_user(body) else {
+            return html_response(
+                StatusCode::BAD_REQUEST,
+                &signin::message_page("Cannot sign in", "Choose one of the users offered."),
+                None,
+            );
+        };
+        let code = self.signins.issue_code(&request, user);
+        tracing::info!(
+            user = user.key,
+            "dev identity: signed in interactively, code issued"
+        );
+        let client_info = self.client_info(user);
+        redirect(&request.target().with(&[
+            ("code", code.as_str()),
+            ("client_info", client_info.as_str()),
+        ]))
+    }
+
+    /// Entra ID's `client_info`: the account's home ids, base64url JSON.
+    fn client_info(&self, user: LocalUser) -> String {
+        URL_SAFE_NO_PAD
+            .encode(json!({ "uid": user.object_id, "utid": self.plan.tenant_id }).to_string())
+    }
+
+    /// The username a local user signs in with (the administrator's is configurable).
+    fn username(&self, user: LocalUser) -> &str {
+        if user.key == signin::USERS[0].key {
+            &self.plan.user
+        } else {
+            user.username
+        }
     }
 
     /// `POST …/oauth2/v2.0/token`: a token for the local administrator, or an OAuth error
@@ -286,10 +468,27 @@ impl DevIdentity {
         };
         match field("grant_type") {
             Some("client_credentials") => {}
+            Some("authorization_code") => {
+                let grant = self.signins.redeem_code(
+                    field("code").unwrap_or_default(),
+                    field("client_id").unwrap_or_default(),
+                    field("redirect_uri").unwrap_or_default(),
+                    field("code_verifier").unwrap_or_default(),
+                );
+                return self.user_tokens(grant, "authorization_code");
+            }
+            Some("refresh_token") => {
+                let grant = self.signins.redeem_refresh(
+                    field("refresh_token").unwrap_or_default(),
+                    field("client_id").unwrap_or_default(),
+                );
+                return self.user_tokens(grant, "refresh_token");
+            }
             Some(_) => {
                 return oauth_error(
                     "unsupported_grant_type",
-                    "The development identity provider supports grant_type=client_credentials only.",
+                    "The development identity provider supports grant_type=client_credentials, \
+                     authorization_code and refresh_token.",
                 );
             }
             None => return oauth_error("invalid_request", "grant_type is required."),
@@ -337,37 +536,122 @@ impl DevIdentity {
         };
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = self.claims(now, &roles);
-        let header = Header {
-            kid: Some(self.kid.clone()),
-            typ: Some("JWT".to_owned()),
-            ..Header::new(Algorithm::RS256)
-        };
-        let token = match jsonwebtoken::encode(&header, &claims, &self.encoding_key) {
-            Ok(token) => token,
-            Err(error) => {
-                tracing::error!(%error, "dev identity: cannot sign a token");
-                return empty(StatusCode::INTERNAL_SERVER_ERROR);
-            }
+        let Some(token) = self.sign(&claims) else {
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
         };
         tracing::info!(
             user = self.plan.user,
             roles = roles.join(" "),
             "dev identity: issued an access token"
         );
-        let mut response = json_response(
+        no_store(json_response(
             StatusCode::OK,
             &json!({
                 "token_type": "Bearer",
-                "expires_in": TOKEN_LIFETIME_SECONDS,
-                "ext_expires_in": TOKEN_LIFETIME_SECONDS,
+                "expires_in": self.plan.token_lifetime,
+                "ext_expires_in": self.plan.token_lifetime,
                 "access_token": token,
             }),
+        ))
+    }
+
+    /// An RS256 JWT of `claims` with the published key's id.
+    fn sign(&self, claims: &Value) -> Option<String> {
+        let header = Header {
+            kid: Some(self.kid.clone()),
+            typ: Some("JWT".to_owned()),
+            ..Header::new(Algorithm::RS256)
+        };
+        jsonwebtoken::encode(&header, claims, &self.encoding_key)
+            .inspect_err(|error| tracing::error!(%error, "dev identity: cannot sign a token"))
+            .ok()
+    }
+
+    /// The answer to a code or refresh-token grant: a delegated access token for the
+    /// admin API with the signed-in user's roles, an ID token for the app, and the next
+    /// refresh token.
+    fn user_tokens(
+        &self,
+        grant: Result<Grant, signin::GrantError>,
+        how: &str,
+    ) -> warp::reply::Response {
+        let grant = match grant {
+            Ok(grant) => grant,
+            Err(error) => return oauth_error(error.error, error.description),
+        };
+        let api_scopes: Vec<&str> = grant
+            .scope
+            .split(' ')
+            .filter(|scope| {
+                let lower = scope.to_ascii_lowercase();
+                lower.starts_with(&format!("api://{}/", self.plan.app_id))
+                    || lower.starts_with(&format!("{}/", self.plan.app_id))
+            })
+            .collect();
+        if api_scopes.is_empty() {
+            return oauth_error(
+                "invalid_scope",
+                &format!(
+                    "This provider issues tokens for the admin API only: ask for \
+                     api://{}/{DELEGATED_SCOPE} (or .default).",
+                    self.plan.app_id
+                ),
+            );
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let user = grant.user;
+        let mut access = self.user_claims(now, user, &grant.client_id);
+        access["aud"] = json!(self.plan.app_id);
+        access["azp"] = json!(grant.client_id);
+        access["scp"] = json!(DELEGATED_SCOPE);
+        access["roles"] = json!(user.roles);
+        let mut id = self.user_claims(now, user, &grant.client_id);
+        id["aud"] = json!(grant.client_id);
+        if let Some(nonce) = &grant.nonce {
+            id["nonce"] = json!(nonce);
+        }
+        let (Some(access_token), Some(id_token)) = (self.sign(&access), self.sign(&id)) else {
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let client_info = self.client_info(user);
+        let scope = api_scopes.join(" ");
+        let refresh_token = self.signins.issue_refresh(grant);
+        tracing::info!(
+            user = user.key,
+            grant = how,
+            "dev identity: issued tokens to a signed-in user"
         );
-        // A token is a credential: no cache may keep it (RFC 6749 §5.1).
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        no_store(json_response(
+            StatusCode::OK,
+            &json!({
+                "token_type": "Bearer",
+                "scope": scope,
+                "expires_in": self.plan.token_lifetime,
+                "ext_expires_in": self.plan.token_lifetime,
+                "access_token": access_token,
+                "refresh_token": refresh_token,
+                "refresh_token_expires_in": signin::REFRESH_LIFETIME.as_secs(),
+                "id_token": id_token,
+                "client_info": client_info,
+            }),
+        ))
+    }
+
+    /// What both tokens of a signed-in user say of them.
+    fn user_claims(&self, now: i64, user: LocalUser, client_id: &str) -> Value {
+        json!({
+            "aud": client_id,
+            "iss": self.plan.issuer(),
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.plan.token_lifetime,
+            "tid": self.plan.tenant_id,
+            "oid": user.object_id,
+            "sub": user.object_id,
+            "preferred_username": self.username(user),
+            "name": user.name,
+            "ver": "2.0",
+        })
     }
 
     /// A v2.0 access token's claims for the local administrator, issued at `now`.
@@ -379,7 +663,7 @@ impl DevIdentity {
             "iss": self.plan.issuer(),
             "iat": now,
             "nbf": now,
-            "exp": now + TOKEN_LIFETIME_SECONDS,
+            "exp": now + self.plan.token_lifetime,
             "tid": self.plan.tenant_id,
             "oid": DEV_ADMIN_OBJECT_ID,
             "sub": DEV_ADMIN_OBJECT_ID,
@@ -401,6 +685,69 @@ fn json_response(status: StatusCode, body: &Value) -> warp::reply::Response {
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     response
+}
+
+/// A token is a credential: no cache may keep it (RFC 6749 §5.1).
+fn no_store(mut response: warp::reply::Response) -> warp::reply::Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page of the sign-in; `form_target`: the origin its form's answer redirects to, which
+/// the page's own Content-Security-Policy must let the form reach.
+fn html_response(
+    status: StatusCode,
+    html: &str,
+    form_target: Option<&str>,
+) -> warp::reply::Response {
+    let mut response = warp::reply::Response::new(html.to_owned().into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    let policy = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; \
+         base-uri 'none'; frame-ancestors 'none'",
+        form_target.unwrap_or("")
+    );
+    if let Ok(value) = HeaderValue::from_str(policy.trim()) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `303 See Other` to `location`.
+fn redirect(location: &str) -> warp::reply::Response {
+    let mut response = empty(StatusCode::SEE_OTHER);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    no_store(response)
+}
+
+/// `GET …/logout`: this provider keeps no session, so signing out is going back to the
+/// app's `post_logout_redirect_uri` (a loopback address only), or a page saying it is done.
+fn logout(query: &str) -> warp::reply::Response {
+    let back = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "post_logout_redirect_uri")
+        .and_then(|(_, value)| url::Url::parse(&value).ok())
+        .filter(signin::is_loopback);
+    match back {
+        Some(url) => redirect(url.as_str()),
+        None => html_response(
+            StatusCode::OK,
+            &signin::message_page(
+                "Signed out",
+                "You are signed out of the development identity provider.",
+            ),
+            None,
+        ),
+    }
 }
 
 fn oauth_error(error: &str, description: &str) -> warp::reply::Response {

@@ -20,7 +20,8 @@
 //!   it puts the page and the API on one local address).
 //! - [`identity`]: with `--dev-identity`, a development identity provider under
 //!   `/.dev-identity/...` that issues admin API tokens for a local administrator, and the
-//!   settings that make the handler trust it (not something the Functions host does: Entra
+//!   settings that make the handler trust it; over HTTPS on a port of its own, the
+//!   interactive sign-in a browser needs (not something the Functions host does: Entra
 //!   ID plays this part in Azure).
 //!
 //! What it does not do: other bindings, output bindings, the admin API, keys in storage,
@@ -78,6 +79,10 @@ pub struct HostOptions {
     pub site_csp: Option<String>,
     /// `--dev-identity`: run the development identity provider and point the handler at it.
     pub dev_identity: bool,
+    /// `--dev-identity-https-port`: the provider's HTTPS port (`None` or 0: any free port).
+    pub dev_identity_https_port: Option<u16>,
+    /// `--dev-identity-token-lifetime`: seconds an access token is valid (`None`: an hour).
+    pub dev_identity_token_lifetime: Option<u32>,
 }
 
 /// Why the runner could not start, or stopped on its own.
@@ -149,8 +154,21 @@ pub async fn run(
 
     // The provider's address is the host's: known only now. Its settings reach the handler
     // with local.settings.json's.
+    let mut secure_identity = None;
     let dev_identity = if options.dev_identity {
-        let plan = identity::IdentityPlan::new(&address.to_string(), &settings);
+        let mut plan = identity::IdentityPlan::new(&address.to_string(), &settings);
+        let https_port = options.dev_identity_https_port.unwrap_or(0);
+        let https = TcpListener::bind(("127.0.0.1", https_port))
+            .await
+            .and_then(|listener| Ok((listener.local_addr()?, listener)))
+            .map_err(|source| identity::IdentityError::Bind {
+                port: https_port,
+                source,
+            })?;
+        plan.secure_authority = Some(format!("https://{}{}", https.0, identity::PATH_PREFIX));
+        if let Some(seconds) = options.dev_identity_token_lifetime {
+            plan.token_lifetime = i64::from(seconds.max(1));
+        }
         for (name, value) in &plan.provided {
             settings.provide(name, value);
         }
@@ -165,7 +183,9 @@ pub async fn run(
                  development identity settings; start it with those printed below"
             );
         }
-        Some(Arc::new(provider))
+        let provider = Arc::new(provider);
+        secure_identity = Some((https.1, identity::tls::self_signed()?, provider.clone()));
+        Some(provider)
     } else {
         None
     };
@@ -204,6 +224,14 @@ pub async fn run(
     }));
 
     let mut triggers = JoinSet::new();
+    if let Some((listener, tls, provider)) = secure_identity {
+        triggers.spawn(identity::tls::serve(
+            listener,
+            tls,
+            provider,
+            stop_rx.clone(),
+        ));
+    }
     // A fetched message stays locked for longer than any invocation may take.
     let lock = app.host.function_timeout + Duration::from_secs(60);
     for function in &app.functions {

@@ -45,6 +45,15 @@ struct Args {
     /// the settings give them. Development only: Azure trusts Entra ID alone.
     #[arg(long)]
     dev_identity: bool,
+    /// The development identity provider's HTTPS port (127.0.0.1), where a browser signs in
+    /// through it (MSAL.js needs an HTTPS authority); 0 or none: any free port. Its
+    /// certificate is self-signed and made at each start.
+    #[arg(long, value_name = "PORT", requires = "dev_identity")]
+    dev_identity_https_port: Option<u16>,
+    /// Seconds the development identity provider's access tokens are valid (default 3600):
+    /// short, to watch a page renew its token.
+    #[arg(long, value_name = "SECONDS", requires = "dev_identity")]
+    dev_identity_token_lifetime: Option<u32>,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +83,8 @@ async fn run(args: Args) -> ExitCode {
         site: args.site,
         site_csp: args.site_csp,
         dev_identity: args.dev_identity,
+        dev_identity_https_port: args.dev_identity_https_port,
+        dev_identity_token_lifetime: args.dev_identity_token_lifetime,
     };
     match funchost::run(options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,5 +8,6 @@ mod http;
 mod identity;
 mod lifecycle;
 mod queues;
+mod signin;
 mod site;
 mod timers;
