@@ -141,6 +141,8 @@ pub struct RequestQuery {
     /// Only requests older than this one: ids are ULIDs, whose text sorts by creation
     /// time, so this is the admin API's page boundary.
     pub older_than: Option<RequestId>,
+    /// Only rows owing a mail since before this time (`MailOwedSince`, [`crate::outbox`]).
+    pub mail_owed_before: Option<OffsetDateTime>,
 }
 
 impl RequestQuery {
@@ -163,6 +165,8 @@ impl RequestQuery {
                 .map(|t| format!("DecideBy lt {}", date(t))),
             self.older_than
                 .map(|id| format!("RowKey lt {}", quote(&id.to_string()))),
+            self.mail_owed_before
+                .map(|t| format!("MailOwedSince lt {}", date(t))),
         ]
         .into_iter()
         .flatten()

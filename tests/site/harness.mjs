@@ -26,6 +26,7 @@ const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/
 /** contoso.com is invited at once, fabrikam.com waits for approval, gmail.com is refused. */
 export const TEST_POLICY = {
   defaultAction: 'deny',
+  verifyEmail: false,
   terms: { version: '2026-01', url: 'https://contoso.example/terms' },
   accessOptions: {
     'partner-portal': { displayName: 'Partner portal', groups: ['11111111-1111-1111-1111-111111111111'] },
