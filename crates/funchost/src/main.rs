@@ -45,6 +45,13 @@ struct Args {
     /// the settings give them. Development only: Azure trusts Entra ID alone.
     #[arg(long)]
     dev_identity: bool,
+    /// Catch the handler's mail at /.dev-mail on this address (a stand-in for Azure
+    /// Communication Services Email that checks the signature), print each mail's subject
+    /// and show them at /.dev-mail/; the handler is given SIGNUP_MAIL_ENDPOINT, a made-up
+    /// SIGNUP_MAIL_ACCESS_KEY, SIGNUP_MAIL_SENDER, SIGNUP_ORG_NAME and SIGNUP_SITE_URL
+    /// unless the settings give them. Development only.
+    #[arg(long)]
+    dev_mail: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +81,7 @@ async fn run(args: Args) -> ExitCode {
         site: args.site,
         site_csp: args.site_csp,
         dev_identity: args.dev_identity,
+        dev_mail: args.dev_mail,
     };
     match funchost::run(options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
