@@ -184,7 +184,7 @@ function formBody() {
   for (const [name, value] of new FormData(form)) {
     if (typeof value === 'string') body[name] = value;
   }
-  delete body.lang; // for the no-JavaScript redirect only
+  // `lang` stays: the mails (the verification link above all) follow the page's language.
   if (!body.access) delete body.access;
   return body;
 }
@@ -220,7 +220,8 @@ async function submit(event) {
       // not JSON (a proxy's error page): judged by the status below
     }
     if (response.status === 202 && answer && typeof answer.requestId === 'string') {
-      const key = answer.status === 'pending_approval' ? 'result.pending_approval' : 'result.queued';
+      const keys = { pending_approval: 'result.pending_approval', pending_verification: 'result.pending_verification' };
+      const key = keys[answer.status] || 'result.queued';
       form.hidden = true;
       showStatus('success', [t(lang, key), `${t(lang, 'result.reference')} ${answer.requestId}`, t(lang, 'result.keep')]);
       status.focus();

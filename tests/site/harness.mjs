@@ -135,9 +135,10 @@ function cleanEnvironment(extra) {
 
 /**
  * Starts Azurite and the portal. Returns { url, storageEnv, stop(), output() }.
- * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider).
+ * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider);
+ * `devMail` runs the host's mail catcher (`--dev-mail`), which the handler then mails to.
  */
-export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } = {}) {
+export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {}, devMail = false } = {}) {
   for (const binary of [BINARY, FUNCHOST]) {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build --workspace --bins`);
   }
@@ -185,7 +186,11 @@ export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {} } =
 
     const host = await waitForLine(
       FUNCHOST,
-      ['--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY],
+      [
+        '--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY,
+        // The mail catcher (crates/funchost/src/mail.rs) for the pages that need mail.
+        ...(devMail ? ['--dev-mail'] : []),
+      ],
       { cwd: workdir, env },
       /^funchost listening on (http:\/\/127\.0\.0\.1:\d+)$/,
       30_000,
@@ -226,3 +231,43 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/**
+ * The portal (`startPortal(options)`) and a headless Chromium, started together. Returns
+ * { portal, browser }; whichever started is stopped by `stopBoth` even if the other failed.
+ */
+export async function startWithBrowser(chromium, options = {}) {
+  const [started, launched] = await Promise.allSettled([
+    startPortal(options),
+    // launch() gives Chromium a fresh --user-data-dir of its own, removed on close; each
+    // context is a fresh profile state on top of it.
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }),
+  ]);
+  const both = { portal: started.value, browser: launched.value };
+  for (const outcome of [started, launched]) {
+    if (outcome.status === 'rejected') {
+      await stopBoth(both);
+      throw outcome.reason;
+    }
+  }
+  return both;
+}
+
+export async function stopBoth({ portal, browser } = {}) {
+  await browser?.close();
+  await portal?.stop();
+}
+
+/** A page in a fresh context whose requests may go to 127.0.0.1 only; any other address
+ * is aborted and recorded in `external`. */
+export async function localPage(browser, external, options = {}) {
+  const context = await browser.newContext({ locale: 'en-GB', ...options });
+  context.setDefaultTimeout(10_000);
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === '127.0.0.1') return route.continue();
+    external.push(url.href);
+    return route.abort();
+  });
+  return context.newPage();
+}
