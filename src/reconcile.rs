@@ -31,9 +31,6 @@ use crate::{
 pub const LOST_QUEUED: Duration = Duration::minutes(30);
 /// A notification owed for this long is retried (intake sends it right away).
 const NOTIFY_RETRY_AFTER: Duration = Duration::minutes(1);
-/// A partner's mail owed for this long is sent again (the change that made it owed sends
-/// it right away).
-pub const MAIL_RETRY_AFTER: Duration = Duration::minutes(1);
 
 pub struct Reconciler {
     pub requests: Arc<Requests>,
@@ -129,7 +126,9 @@ impl Reconciler {
         }
         if let Some(outbox) = &self.requests.outbox {
             let owing = RequestQuery {
-                mail_owed_before: Some(now - MAIL_RETRY_AFTER),
+                // The change that made it owed sent it at once (retrying briefly); one
+                // owed for the stale age (2 minutes by default) was not sent.
+                mail_owed_before: Some(now - self.resend_accepted_after),
                 ..Default::default()
             };
             for row in self.requests.store.query(&owing, self.batch).await? {

@@ -400,6 +400,11 @@ async fn a_mail_outage_never_loses_a_sign_up_and_reconcile_sends_what_is_owed() 
         "still owed"
     );
 
+    // Reconcile sends what has been owed for the stale age (2 minutes in these tests).
+    app.time.advance(time::Duration::minutes(1));
+    app.reconcile().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(acs.received_requests().await.unwrap().len(), 3, "not yet");
     app.time.advance(time::Duration::minutes(2));
     app.reconcile().await;
 
