@@ -59,6 +59,7 @@ export const STRINGS = {
     'result.nojs': 'Keep the address of this page: it contains your request reference.',
     'result.pending_verification':
       'Thank you. Check your mail: we sent you a link to confirm your address. Nothing happens until you open it and press its button.',
+    'page.inviter': 'You are asking {org} for guest access to its applications.',
     'verify.title': 'Confirm your address',
     'verify.heading': 'Confirm your e-mail address',
     'verify.intro': 'Press the button to confirm that the address you signed up with is yours.',
@@ -143,6 +144,7 @@ export const STRINGS = {
     'result.nojs': 'Conservez l’adresse de cette page : elle contient la référence de votre demande.',
     'result.pending_verification':
       'Merci. Consultez votre messagerie : nous vous avons envoyé un lien pour confirmer votre adresse. Rien ne se passe tant que vous ne l’avez pas ouvert et n’avez pas appuyé sur son bouton.',
+    'page.inviter': 'Vous demandez à {org} un accès invité à ses applications.',
     'verify.title': 'Confirmez votre adresse',
     'verify.heading': 'Confirmez votre adresse e-mail',
     'verify.intro': 'Appuyez sur le bouton pour confirmer que l’adresse utilisée pour votre inscription est bien la vôtre.',

@@ -65,6 +65,12 @@ async function loadConfig() {
 }
 
 function applyConfig(config) {
+  // Who invites (SIGNUP_ORG_NAME), as the mails say it: a page that does not is phishing-like.
+  if (typeof config.organization === 'string' && config.organization.trim()) {
+    const inviter = document.getElementById('inviter');
+    inviter.textContent = t(lang, 'page.inviter', { org: config.organization.trim() });
+    inviter.hidden = false;
+  }
   const options = Array.isArray(config.accessOptions) ? config.accessOptions : [];
   if (options.length > 0) {
     const select = document.getElementById('access');

@@ -22,7 +22,12 @@ const external = [];
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  ({ portal, browser } = await startWithBrowser(chromium, { policy: VERIFYING, devMail: true }));
+  ({ portal, browser } = await startWithBrowser(chromium, {
+    policy: VERIFYING,
+    devMail: true,
+    // Named on the page (config.json) and in every mail.
+    env: { SIGNUP_ORG_NAME: 'Contoso Ltd' },
+  }));
 });
 
 after(() => stopBoth({ portal, browser }));
@@ -70,11 +75,12 @@ async function waitForStatus(id, wanted) {
 test('sign up, check your mail, one click on the link, invited (dry run)', async () => {
   const page = await newPage();
   const { id, text } = await signUp(page, 'ada@contoso.com');
+  assert.equal(await page.textContent('#inviter'), 'You are asking Contoso Ltd for guest access to its applications.');
   assert.match(text, /Check your mail/);
   assert.equal(showRequest(portal, id).status, 'PendingVerification');
 
   const mail = await mailTo('ada@contoso.com');
-  assert.match(mail.subject, /Confirm your e-mail address/);
+  assert.equal(mail.subject, 'Confirm your e-mail address for Contoso Ltd');
   const link = linkIn(mail);
 
   // A mail scanner follows the link: a GET of the page, which changes nothing.
