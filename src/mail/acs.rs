@@ -269,3 +269,150 @@ impl<'a> Body<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The client against a local stand-in (wiremock): each answer class once.
+    use super::*;
+    use crate::domain::EmailAddress;
+    use crate::mail::MailKey;
+    use wiremock::{
+        Mock, MockServer, ResponseTemplate,
+        matchers::{header_exists, method, path, query_param},
+    };
+
+    fn mailer(server: &MockServer, timeout: Duration) -> AcsMailer {
+        let settings = MailSettings {
+            endpoint: Url::parse(&server.uri()).unwrap(),
+            sender: EmailAddress::parse("DoNotReply@contoso.example").unwrap(),
+            access_key: AccessKey::parse("bG9jYWwtZGV2ZWxvcG1lbnQta2V5LW5vdC1hLXNlY3JldA=="),
+            timeout,
+            max_inline_retry: Duration::from_secs(2),
+        };
+        AcsMailer::new(&settings, None).unwrap()
+    }
+
+    fn mail() -> Mail {
+        Mail {
+            to: EmailAddress::parse("ada@contoso.com").unwrap(),
+            subject: "s".into(),
+            text: "t".into(),
+            html: "<p>t</p>".into(),
+            key: MailKey::derive("one", OffsetDateTime::now_utc()),
+        }
+    }
+
+    async fn answering(template: ResponseTemplate, times: u64) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/emails:send"))
+            .and(query_param("api-version", API_VERSION))
+            .and(header_exists("authorization"))
+            .respond_with(template)
+            .expect(times)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn accepted_and_repeated_requests_are_one_sent_mail() {
+        for status in [202, 200, 409] {
+            let server = answering(ResponseTemplate::new(status), 1).await;
+            let sent = mailer(&server, Duration::from_secs(2)).send(&mail()).await;
+            assert!(sent.is_ok(), "{status}: {sent:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_short_retry_after_is_waited_out_and_the_same_request_sent_again() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0.2"))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let started = std::time::Instant::now();
+        mailer(&server, Duration::from_secs(2))
+            .send(&mail())
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        let ids: Vec<_> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.headers.get("repeatability-request-id").cloned())
+            .collect();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(ids[0], ids[1], "one idempotency key for every try");
+    }
+
+    #[tokio::test]
+    async fn a_long_retry_after_leaves_the_mail_owed_at_once() {
+        let server = answering(
+            ResponseTemplate::new(429).insert_header("retry-after", "60"),
+            1,
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let error = mailer(&server, Duration::from_secs(2))
+            .send(&mail())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, MailError::Transient(_)), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "not waited inline"
+        );
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_timeouts_are_tried_three_times_then_transient() {
+        let server = answering(ResponseTemplate::new(503), 3).await;
+        let error = mailer(&server, Duration::from_secs(2))
+            .send(&mail())
+            .await
+            .unwrap_err();
+        assert!(matches!(error, MailError::Transient(_)), "{error}");
+
+        let slow = answering(
+            ResponseTemplate::new(202).set_delay(Duration::from_millis(800)),
+            3,
+        )
+        .await;
+        let error = mailer(&slow, Duration::from_millis(200))
+            .send(&mail())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, MailError::Transient(ref why) if why == "timed out"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_message_is_permanent_and_names_the_service_s_code() {
+        let server = answering(
+            ResponseTemplate::new(400)
+                .set_body_json(serde_json::json!({"error": {"code": "InvalidRecipient"}})),
+            1,
+        )
+        .await;
+        let error = mailer(&server, Duration::from_secs(2))
+            .send(&mail())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, MailError::Refused(ref why) if why == "400 InvalidRecipient"),
+            "{error}"
+        );
+    }
+}
