@@ -1,6 +1,6 @@
 //! `Verify`: `POST /api/verify` with `{"token": "..."}` (JSON), the one click of the page
 //! the verification mail links to (`verify.html#t=<token>`). Anonymous like `SignupHttp`,
-//! and counted against the same per-client rate limit. What it does is
+//! and limited per client IP like sign-ups (the same numbers, its own bucket). What it does is
 //! [`crate::verify`]; this module is the HTTP edge.
 //!
 //! Answers (docs/openapi.yaml): `200 {"requestId","status","changed"}` with the request's
