@@ -662,7 +662,7 @@ async fn main() {
 }
 
 const POLICY: &str = r#"{
-    "defaultAction": "deny",
+    "defaultAction": "deny", "verifyEmail": false,
     "accessOptions": {
         "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
     },
@@ -906,6 +906,10 @@ impl StorageFloor {
             decision_reason: None,
             // As intake writes it, so the floor's entity is the handler's size.
             history: History::of_new(RequestStatus::Accepted, Actor::Partner, now),
+            language: Default::default(),
+            verification: None,
+            mail_owed: None,
+            share_reason: false,
         };
         let claim = AddressClaim {
             request_id: request.id,

@@ -57,6 +57,15 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 1
 
+@description('Name of the Communication Services resource that sends mail to partners and approvers (globally unique).')
+param communicationServiceName string = 'acs-${uniqueString(resourceGroup().id)}'
+
+@description('Where mail data is kept at rest (Communication Services data location, e.g. Europe, United States).')
+param mailDataLocation string = 'Europe'
+
+@description('The organisation named in every mail (SIGNUP_ORG_NAME).')
+param organizationName string
+
 @description('Application (client) id of the admin API\'s app registration: the appId output of admin-api.bicep. Set as SIGNUP_ADMIN_APP_ID; empty: the admin API is off (every call 401).')
 param adminApiAppId string = ''
 
@@ -112,6 +121,15 @@ module signupSite 'modules/signup-site.bicep' = if (deploySignupSite) {
   }
 }
 
+module communication 'modules/communication.bicep' = {
+  name: 'communication'
+  params: {
+    name: communicationServiceName
+    dataLocation: mailDataLocation
+    tags: tags
+  }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   params: {
@@ -148,6 +166,9 @@ module functionApp 'modules/function-app.bicep' = {
     rustLog: rustLog
     adminApiAppId: adminApiAppId
     disableBasicPublishingCredentials: disableBasicPublishingCredentials
+    mailEndpoint: communication.outputs.endpoint
+    mailSender: communication.outputs.sender
+    organizationName: organizationName
   }
 }
 
@@ -157,6 +178,7 @@ module roleAssignments 'modules/role-assignments.bicep' = {
     principalId: functionApp.outputs.principalId
     storageAccountName: storage.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+    communicationServiceName: communication.outputs.name
   }
 }
 
@@ -170,6 +192,7 @@ output appInsightsName string = monitoring.outputs.appInsightsName
 output siteStorageAccountName string = deploySignupSite ? signupSite!.outputs.name : ''
 output siteUrl string = deploySignupSite ? signupSite!.outputs.url : ''
 output corsAllowedOrigins array = allowedOrigins
+output communicationServiceName string = communication.outputs.name
 // For admin-api.bicep's consoleRedirectUris: the admin console on the site, in both languages
 // (site/console/, site/fr/console/). Never on the Function App's own address, where the
 // Functions host keeps /admin/... for itself.

@@ -36,6 +36,9 @@ param rustLog = 'info'
 // Application Administrator; docs/DEPLOY.md, "The admin API's app registration"). Empty keeps
 // the admin API off until it exists.
 param adminApiAppId = ''
+// Mail to partners (verification links, approval, denial) and approvers: named in every mail.
+param organizationName = 'Contoso'
+param mailDataLocation = 'Europe'
 param logRetentionDays = 30
 param logDailyQuotaGb = 1
 

@@ -16,7 +16,9 @@ use crate::{
     functions::{self, admin_api::AdminApi, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
+    mail::{AcsMailer, MailConfigError},
     notify::ApprovalNotifier,
+    outbox::Outbox,
     policy::{Policy, PolicyError},
     problem::{ErrorCode, Problem},
     reconcile::Reconciler,
@@ -24,6 +26,7 @@ use crate::{
     settings::Settings,
     site_base::SiteBase,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
+    verify::Verifier,
     worker::{Mode, Worker},
 };
 
@@ -49,6 +52,19 @@ pub enum StartupError {
     Graph(#[from] GraphConfigError),
     #[error("cannot set up the admin API's token validation: {0}")]
     AdminAuth(#[from] AdminAuthConfigError),
+    #[error(
+        "the policy asks for proof of address (verifyEmail, true by default) but no mail \
+         endpoint is configured: set SIGNUP_MAIL_ENDPOINT, SIGNUP_MAIL_SENDER and \
+         SIGNUP_ORG_NAME, or set \"verifyEmail\": false in the policy"
+    )]
+    VerifyWithoutMail,
+    #[error(
+        "the policy asks for proof of address, so SIGNUP_SITE_URL must be the site's absolute \
+         address (https://, or http:// on localhost) for the link in the mail, not {0:?}"
+    )]
+    VerifyWithoutSite(String),
+    #[error("cannot set up mail: {0}")]
+    Mail(#[from] MailConfigError),
 }
 
 /// Rows Reconcile handles per category per run (one run every five minutes).
@@ -69,6 +85,7 @@ pub struct Application {
     worker: Arc<Worker>,
     admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
+    verifier: Arc<Verifier>,
     storage: AzureStorage,
     /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
     site: Arc<SiteBase>,
@@ -120,11 +137,13 @@ impl Application {
             );
         }
         let policy = Arc::new(policy);
+        let outbox = outbox(settings, &policy, &storage, &clock)?;
         let requests = Arc::new(Requests {
             store: Arc::new(storage.clone()),
             queue: Arc::new(storage.clone()),
             clock: clock.clone(),
             notifier,
+            outbox: outbox.clone(),
         });
         // SIGNUP_TRUSTED_PROXY_HOPS=0 trusts no X-Forwarded-For entry, so no sign-up has a
         // client address: the IP limit is off by that setting (README, SECURITY.md), not
@@ -149,8 +168,14 @@ impl Application {
             policy: policy.clone(),
             requests: requests.clone(),
             dry_run: settings.dry_run,
+            verify_for: time::Duration::hours(i64::from(settings.mail.verify_hours)),
+        });
+        let verifier = Arc::new(Verifier {
+            requests: requests.clone(),
+            policy: policy.clone(),
         });
         let worker = Arc::new(Worker {
+            outbox,
             policy,
             store: Arc::new(storage.clone()),
             dead_letters: Arc::new(storage.clone()),
@@ -171,6 +196,7 @@ impl Application {
                 batch: RECONCILE_BATCH,
             }),
             admin: Arc::new(AdminApi { requests, auth }),
+            verifier,
             storage,
             site: Arc::new(settings.site_url.clone()),
         })
@@ -197,12 +223,52 @@ impl Application {
             self.admin,
             self.reconciler,
             self.site,
+            self.verifier,
         ))
         .incoming(self.listener)
         .graceful(shutdown)
         .run()
         .await;
     }
+}
+
+/// The mail client and what it sends, when mail is configured; refuses a policy that
+/// asks for proof of address without mail, or without the site's absolute address.
+fn outbox(
+    settings: &Settings,
+    policy: &Arc<Policy>,
+    storage: &AzureStorage,
+    clock: &Clock,
+) -> Result<Option<Arc<Outbox>>, StartupError> {
+    let Some(service) = &settings.mail.service else {
+        if policy.verify_email() {
+            return Err(StartupError::VerifyWithoutMail);
+        }
+        return Ok(None);
+    };
+    let site = settings.site_url.as_str();
+    let absolute = url::Url::parse(site)
+        .ok()
+        .filter(crate::graph::is_https_or_loopback);
+    if policy.verify_email() && absolute.is_none() {
+        return Err(StartupError::VerifyWithoutSite(site.to_owned()));
+    }
+    let mailer = AcsMailer::new(service, settings.graph.as_ref())?;
+    Ok(Some(Arc::new(Outbox {
+        mailer: Arc::new(mailer),
+        store: Arc::new(storage.clone()),
+        clock: clock.clone(),
+        policy: policy.clone(),
+        org_name: settings.mail.org_name.clone(),
+        site: crate::notify::console_base(&settings.site_url, settings.public_base_url.as_deref())
+            .unwrap_or_else(|| site.to_owned()),
+        verify_for: time::Duration::hours(i64::from(settings.mail.verify_hours)),
+        approvers: settings.mail.approvers.clone(),
+        console_base: crate::notify::console_base(
+            &settings.site_url,
+            settings.public_base_url.as_deref(),
+        ),
+    })))
 }
 
 /// Every route of the handler, with the headers every answer carries.
@@ -213,6 +279,7 @@ pub fn routes(
     admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
     site: Arc<SiteBase>,
+    verifier: Arc<Verifier>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
     let probe = warp::path::end()
@@ -220,7 +287,9 @@ pub fn routes(
         .map(|| warp::reply::with_status("ok", warp::http::StatusCode::OK).into_response());
 
     probe
-        .or(functions::signup_http::route(intake, gate, site))
+        .or(functions::signup_http::route(intake, gate.clone(), site))
+        .unify()
+        .or(functions::verify::route(verifier, gate))
         .unify()
         .or(functions::invite_queue::route(worker.clone()))
         .unify()

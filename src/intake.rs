@@ -27,8 +27,11 @@
 //! - a queue put whose answer was lost may be retried by the SDK: two messages, harmless;
 //! - after step 2, before the answer: the row is `Accepted` with its message; the worker
 //!   takes it; a repeat sign-up answers with its id;
-//! - a `PendingApproval` row sends nothing; its approval notification is spawned after the
-//!   write and retried by `Reconcile` when it fails.
+//! - a `PendingApproval` row sends nothing; its approval notification (and the partner's
+//!   "waiting for approval" mail) is spawned after the write and retried by `Reconcile`;
+//! - a `PendingVerification` row (policy `verifyEmail`, [`crate::verify`]) sends nothing
+//!   either: the row holds the link's digest and owes its mail, which is spawned after the
+//!   write; `Reconcile` mails a new link when that fails.
 //!
 //! A message that is sent twice (recovery racing a slow worker) is harmless: the worker is
 //! driven by the row and every step is ETag-guarded. Captcha, rate limits and the honeypot
@@ -40,12 +43,13 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     domain::{
-        AccessKey, Actor, DisplayName, EmailAddress, FreeText, History, HistoryAction, RequestId,
-        RequestStatus, SignupRequest,
+        AccessKey, Actor, DisplayName, EmailAddress, FreeText, History, HistoryAction, Lang,
+        MailKind, RequestId, RequestStatus, SignupRequest,
     },
     policy::{Action, Policy, Refusal},
     requests::Requests,
     storage::{AddressClaim, ETag, InviteMessage, StoreError, Versioned},
+    verify,
 };
 
 /// When the address signs up again, an `Accepted` row at least this old has probably lost
@@ -68,6 +72,8 @@ pub struct Submission {
     pub justification: Option<FreeText>,
     /// The terms version the partner accepted, when the policy has terms.
     pub terms_version: Option<String>,
+    /// The page's language (its `lang` field): the mails and links follow it.
+    pub language: Lang,
 }
 
 /// What the caller is told (`202 {requestId, status}`; docs/ARCHITECTURE.md).
@@ -81,6 +87,8 @@ pub struct Receipt {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiptStatus {
+    /// Waiting for the partner to open the mailed link ([`crate::verify`]).
+    PendingVerification,
     Queued,
     PendingApproval,
 }
@@ -88,13 +96,15 @@ pub enum ReceiptStatus {
 impl ReceiptStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::PendingVerification => "pending_verification",
             Self::Queued => "queued",
             Self::PendingApproval => "pending_approval",
         }
     }
 
-    fn of(status: RequestStatus) -> Self {
+    pub fn of(status: RequestStatus) -> Self {
         match status {
+            RequestStatus::PendingVerification => Self::PendingVerification,
             RequestStatus::PendingApproval => Self::PendingApproval,
             _ => Self::Queued,
         }
@@ -110,6 +120,9 @@ pub enum IntakeError {
     Busy,
     #[error(transparent)]
     Storage(#[from] StoreError),
+    /// The operating system gave no randomness for a verification token.
+    #[error("no randomness for a verification token: {0}")]
+    Random(String),
 }
 
 /// Everything intake needs; shared by all HTTP requests.
@@ -118,6 +131,9 @@ pub struct Intake {
     pub requests: Arc<Requests>,
     /// Recorded on each row so administrators see which requests were never really sent.
     pub dry_run: bool,
+    /// How long a verification link works (`SIGNUP_VERIFY_HOURS`), when the policy asks
+    /// for proof of address.
+    pub verify_for: Duration,
 }
 
 impl Intake {
@@ -132,9 +148,10 @@ impl Intake {
         let option = decision.access(submission.access.as_ref())?;
         let approval_timeout = decision.approval_timeout();
         let initial = match decision.action() {
+            Action::Deny => return Err(Refusal::DomainNotAllowed.into()),
+            _ if self.policy.verify_email() => RequestStatus::PendingVerification,
             Action::Invite => RequestStatus::Accepted,
             Action::Approve => RequestStatus::PendingApproval,
-            Action::Deny => return Err(Refusal::DomainNotAllowed.into()),
         };
 
         // Most sign-ups are for a new address: write the claim and the row straight away
@@ -150,7 +167,9 @@ impl Intake {
                     Some(claim) => match self.existing(&submission, claim).await? {
                         // Our own earlier attempt committed although it reported a failure.
                         Existing::Live(request) if Some(request.value.id) == tried => {
-                            return self.created(*request).await;
+                            // The token of that attempt is lost with it: the mail goes
+                            // with a new one (Outbox::deliver issues it).
+                            return self.created(*request, None).await;
                         }
                         Existing::Live(request) => return self.repeat(*request).await,
                         Existing::Replaceable(etag) => Some(etag),
@@ -158,7 +177,7 @@ impl Intake {
                 },
             };
             let now = self.now();
-            let request = SignupRequest {
+            let mut request = SignupRequest {
                 id: RequestId::new(),
                 email: submission.email.clone(),
                 display_name: submission.display_name.clone(),
@@ -185,6 +204,21 @@ impl Intake {
                 decision_reason: None,
                 // Written in the row itself, by the transaction below: no extra round trip.
                 history: History::of_new(initial, Actor::Partner, now),
+                language: submission.language,
+                verification: None,
+                mail_owed: None,
+                share_reason: false,
+            };
+            let token = match initial {
+                RequestStatus::PendingVerification => Some(
+                    verify::issue(&mut request, now, self.verify_for)
+                        .map_err(|e| IntakeError::Random(e.to_string()))?,
+                ),
+                RequestStatus::PendingApproval => {
+                    self.requests.owe(&mut request, MailKind::Pending, now);
+                    None
+                }
+                _ => None,
             };
             let claim = AddressClaim {
                 request_id: request.id,
@@ -206,10 +240,13 @@ impl Intake {
                         "sign-up stored"
                     );
                     return self
-                        .created(Versioned {
-                            value: request,
-                            etag,
-                        })
+                        .created(
+                            Versioned {
+                                value: request,
+                                etag,
+                            },
+                            token,
+                        )
                         .await;
                 }
                 Err(StoreError::Conflict) => continue, // another sign-up won; look again
@@ -242,10 +279,20 @@ impl Intake {
         }
     }
 
-    /// After the row and claim are stored: send the message, or notify administrators.
-    async fn created(&self, row: Versioned<SignupRequest>) -> Result<Receipt, IntakeError> {
+    /// After the row and claim are stored: send the message, or notify administrators, or
+    /// mail the verification link.
+    async fn created(
+        &self,
+        row: Versioned<SignupRequest>,
+        token: Option<verify::Token>,
+    ) -> Result<Receipt, IntakeError> {
         let request = row.value.clone();
         match request.status {
+            RequestStatus::PendingVerification => {
+                if let Some(outbox) = &self.requests.outbox {
+                    outbox.spawn_deliver(row, token);
+                }
+            }
             // The row stays `Accepted`: marking it `Queued` would be a third round trip, and
             // recovery does not need it (see the module comment).
             RequestStatus::Accepted => {
@@ -254,15 +301,9 @@ impl Intake {
                     .send(&InviteMessage::new(&request))
                     .await?
             }
-            RequestStatus::PendingApproval => {
-                // The partner's answer does not wait for the webhook; Reconcile retries it.
-                let requests = self.requests.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = requests.notify_pending(row).await {
-                        tracing::warn!(error = %e, "approval notification not sent; Reconcile will retry");
-                    }
-                });
-            }
+            // The partner's answer does not wait for the webhook or the mail; Reconcile
+            // retries them.
+            RequestStatus::PendingApproval => self.requests.after_pending(row),
             _ => {}
         }
         Ok(Receipt {
@@ -291,8 +332,47 @@ impl Intake {
             self.requests
                 .enqueue(existing, Actor::Partner, HistoryAction::Resent)
                 .await?;
+        } else if request.status == RequestStatus::PendingVerification {
+            self.mail_again(existing).await?;
         }
         Ok(receipt)
+    }
+
+    /// A repeat sign-up while the address is unproven: a new link, at most once per
+    /// [`verify::RESEND_AFTER`] (or at once when the last one expired). The sign-up itself
+    /// counted against the rate limits at the edge, so the mails do too.
+    async fn mail_again(&self, existing: Versioned<SignupRequest>) -> Result<(), IntakeError> {
+        let Some(outbox) = &self.requests.outbox else {
+            return Ok(());
+        };
+        let now = self.now();
+        let due = existing.value.verification.as_ref().is_none_or(|v| {
+            now >= v.expires_at
+                || v.mailed_at
+                    .is_none_or(|at| now - at >= verify::RESEND_AFTER)
+        });
+        if !due {
+            return Ok(());
+        }
+        let mut request = existing.value;
+        let token = verify::issue(&mut request, now, self.verify_for)
+            .map_err(|e| IntakeError::Random(e.to_string()))?;
+        match self.requests.store.replace(&request, &existing.etag).await {
+            Ok(etag) => {
+                tracing::info!(request_id = %request.id, domain = %request.email.domain(), "verification link mailed again");
+                outbox.spawn_deliver(
+                    Versioned {
+                        value: request,
+                        etag,
+                    },
+                    Some(token),
+                );
+                Ok(())
+            }
+            // Another sign-up or the partner's click got there first: nothing to add.
+            Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

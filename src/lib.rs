@@ -26,6 +26,12 @@
 //!   inside it.
 //! - [`graph`]: Microsoft Graph (invitations, group members) with a shared, single-flight
 //!   token cache; errors sorted into transient (the host retries) and permanent.
+//! - [`verify`]: proof of address (policy `verifyEmail`): the single-use token, stored as
+//!   a digest, and `POST /api/verify`'s step to the rule's path.
+//! - [`mail`]: Azure Communication Services Email behind the [`mail::Mailer`] trait (HMAC
+//!   or Entra ID token, retries, idempotency keys) and the messages' templates (EN/FR);
+//!   [`outbox`] sends what a request's row says it owes (`MailOwed`) and the approvers'
+//!   notice.
 //! - [`auth`]: who calls the admin API — Entra ID v2.0 access tokens (RS256, the tenant's
 //!   keys cached and refreshed single-flight, `iss`/`aud`/`tid`/`exp`/`nbf`, app roles
 //!   `Signup.Read` / `Signup.Approve`), giving the verified administrator who decided.
@@ -63,7 +69,9 @@ pub mod functions;
 pub mod graph;
 pub mod intake;
 pub mod invocation;
+pub mod mail;
 pub mod notify;
+pub mod outbox;
 pub mod policy;
 pub mod problem;
 pub mod reconcile;
@@ -74,6 +82,7 @@ pub mod site_base;
 pub mod site_config;
 pub mod storage;
 pub mod telemetry;
+pub mod verify;
 pub mod worker;
 
 #[cfg(test)]

@@ -36,6 +36,11 @@ pub enum ErrorCode {
     Forbidden,
     ServiceUnavailable,
     InternalError,
+    /// `POST /api/verify`: a token that is not one, was replaced by a newer link, or
+    /// belongs to no request.
+    InvalidToken,
+    /// `POST /api/verify`: the link's time ran out (`SIGNUP_VERIFY_HOURS`).
+    VerificationExpired,
 }
 
 impl ErrorCode {
@@ -60,6 +65,8 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::ServiceUnavailable => "service_unavailable",
             Self::InternalError => "internal_error",
+            Self::InvalidToken => "invalid_token",
+            Self::VerificationExpired => "verification_expired",
         }
     }
 
@@ -70,7 +77,9 @@ impl ErrorCode {
             | Self::InvalidDisplayName
             | Self::InvalidField
             | Self::InvalidRequest
-            | Self::CaptchaFailed => StatusCode::BAD_REQUEST,
+            | Self::CaptchaFailed
+            | Self::InvalidToken => StatusCode::BAD_REQUEST,
+            Self::VerificationExpired => StatusCode::GONE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::DomainNotAllowed | Self::AccessNotAllowed | Self::Forbidden => {
                 StatusCode::FORBIDDEN
@@ -107,6 +116,8 @@ impl ErrorCode {
             Self::Forbidden => "Not allowed",
             Self::ServiceUnavailable => "Service temporarily unavailable",
             Self::InternalError => "Internal error",
+            Self::InvalidToken => "Invalid or used link",
+            Self::VerificationExpired => "Link expired",
         }
     }
 }

@@ -11,7 +11,8 @@
 //!   duplicate message is harmless: the worker is driven by the row. (`InvitePoison` leaves
 //!   `Inviting` rows to this pass, up to a few lease takeovers);
 //! - `PendingApproval` rows past their `DecideBy` deadline become `Denied` (expired);
-//! - `PendingApproval` rows whose approval notification failed are notified again.
+//! - `PendingApproval` rows whose approval notification failed are notified again;
+//! - rows that still owe the partner a mail (`MailOwed`, [`crate::outbox`]) send it.
 //!
 //! Each category is bounded per run ([`Reconciler::batch`]); the next run takes the rest.
 
@@ -50,6 +51,8 @@ pub struct Report {
     pub enqueued: usize,
     pub expired: usize,
     pub notified: usize,
+    /// Partners' mails sent that an earlier attempt could not send.
+    pub mailed: usize,
     /// Rows that could not be handled this time (storage or webhook faults).
     pub failed: usize,
 }
@@ -101,7 +104,7 @@ impl Reconciler {
             }
         }
 
-        if self.requests.notifier.is_some() {
+        if self.requests.notifies() {
             let pending = RequestQuery {
                 status: Some(RequestStatus::PendingApproval),
                 updated_before: Some(now - NOTIFY_RETRY_AFTER),
@@ -116,6 +119,24 @@ impl Reconciler {
                     Ok(()) => report.notified += 1,
                     Err(e) => {
                         tracing::warn!(error = %e, "reconcile: approval notification failed again");
+                        report.failed += 1;
+                    }
+                }
+            }
+        }
+        if let Some(outbox) = &self.requests.outbox {
+            let owing = RequestQuery {
+                // The change that made it owed sent it at once (retrying briefly); one
+                // owed for the stale age (2 minutes by default) was not sent.
+                mail_owed_before: Some(now - self.resend_accepted_after),
+                ..Default::default()
+            };
+            for row in self.requests.store.query(&owing, self.batch).await? {
+                let id = row.value.id;
+                match outbox.deliver(row, None).await {
+                    Ok(_) => report.mailed += 1,
+                    Err(e) => {
+                        tracing::warn!(request_id = %id, error = %e, "reconcile: mail still not sent");
                         report.failed += 1;
                     }
                 }

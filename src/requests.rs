@@ -13,8 +13,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     clock::Clock,
-    domain::{Actor, Decider, HistoryAction, RequestId, RequestStatus, SignupRequest},
+    domain::{
+        Actor, Decider, HistoryAction, MailKind, OwedMail, RequestId, RequestStatus, SignupRequest,
+    },
     notify::ApprovalNotifier,
+    outbox::Outbox,
     storage::{
         AddressClaim, InviteMessage, RequestQuery, RequestStore, SignupQueue, StoreError, Versioned,
     },
@@ -109,9 +112,46 @@ pub struct Requests {
     pub clock: Clock,
     /// `APPROVAL_WEBHOOK_URL`, when set.
     pub notifier: Option<ApprovalNotifier>,
+    /// Mail to partners and approvers (`SIGNUP_MAIL_ENDPOINT`), when set.
+    pub outbox: Option<Arc<Outbox>>,
 }
 
 impl Requests {
+    /// Records on `request` that the partner is owed the `kind` mail, when mail is on; the
+    /// caller's write of the row stores it with the change that makes it owed.
+    pub fn owe(&self, request: &mut SignupRequest, kind: MailKind, now: time::OffsetDateTime) {
+        if self.outbox.is_some() {
+            request.mail_owed = Some(OwedMail { kind, since: now });
+        }
+    }
+
+    /// After a stored change: sends what the row owes in the background.
+    pub fn mail_owed(&self, row: Versioned<SignupRequest>) {
+        if let (Some(outbox), Some(_)) = (&self.outbox, row.value.mail_owed) {
+            outbox.spawn_deliver(row, None);
+        }
+    }
+
+    /// After a request started waiting for approval (intake, verification): the partner's
+    /// mail and the administrators' notice, in the background; Reconcile retries either.
+    pub fn after_pending(self: &Arc<Self>, row: Versioned<SignupRequest>) {
+        let requests = self.clone();
+        tokio::spawn(async move {
+            let id = row.value.id;
+            if let Err(e) = requests.notify_pending(row.clone()).await {
+                tracing::warn!(request_id = %id, error = %e, "approval notification not sent; Reconcile will retry");
+            }
+            // The notice wrote `NotifiedAt`: read the row again for its ETag.
+            if let (Some(outbox), Ok(Some(fresh))) = (
+                &requests.outbox,
+                requests.store.get(row.value.email.domain(), &id).await,
+            ) && let Err(e) = outbox.deliver(fresh, None).await
+            {
+                tracing::warn!(request_id = %id, error = %e, "mail not sent yet; Reconcile will retry");
+            }
+        });
+    }
+
     /// Up to `limit` requests matching `query`, newest first (ids are ULIDs: their order is
     /// creation order). The next page is the same query with `older_than` = [`Page::next`]:
     /// a keyset, so requests created meanwhile never shift a page.
@@ -206,6 +246,19 @@ impl Requests {
         by: &Decider,
         reason: Option<String>,
     ) -> Result<Decided, DecideError> {
+        self.decide_sharing(id, verdict, by, reason, false).await
+    }
+
+    /// As [`Requests::decide`]; `share_reason` says whether a denial's reason is told to
+    /// the partner in the denial mail (the admin API's `shareReason`).
+    pub async fn decide_sharing(
+        &self,
+        id: &RequestId,
+        verdict: Verdict,
+        by: &Decider,
+        reason: Option<String>,
+        share_reason: bool,
+    ) -> Result<Decided, DecideError> {
         for _ in 0..MAX_RACES {
             let row = self.store.find(id).await?.ok_or(DecideError::NotFound)?;
             let status = row.value.status;
@@ -239,9 +292,19 @@ impl Requests {
             request.decided_by = Some(by.clone());
             request.decided_at = Some(now);
             request.decision_reason = reason.clone();
+            if verdict == Verdict::Deny {
+                request.share_reason = share_reason && reason.is_some();
+                self.owe(&mut request, MailKind::Denied, now);
+            }
             match self.store.replace(&request, &row.etag).await {
                 Ok(etag) => {
                     tracing::info!(request_id = %id, domain = %request.email.domain(), verdict = ?verdict, "request decided");
+                    if verdict == Verdict::Deny {
+                        self.mail_owed(Versioned {
+                            value: request.clone(),
+                            etag: etag.clone(),
+                        });
+                    }
                     if verdict == Verdict::Approve {
                         let approved = Versioned {
                             value: request.clone(),
@@ -394,9 +457,14 @@ impl Requests {
         request.decided_by = Some(Decider::System);
         request.decided_at = Some(now);
         request.decision_reason = Some(reason);
+        self.owe(&mut request, MailKind::Denied, now);
         match self.store.replace(&request, &row.etag).await {
-            Ok(_) => {
+            Ok(etag) => {
                 tracing::info!(request_id = %request.id, domain = %request.email.domain(), "pending request expired");
+                self.mail_owed(Versioned {
+                    value: request,
+                    etag,
+                });
                 Ok(true)
             }
             Err(StoreError::Conflict) => Ok(false),
@@ -407,16 +475,21 @@ impl Requests {
     /// Tells administrators about a pending request, once. A failure leaves `NotifiedAt`
     /// empty so Reconcile tries again; the request itself is never affected.
     pub async fn notify_pending(&self, row: Versioned<SignupRequest>) -> Result<(), NotifyFailure> {
-        let Some(notifier) = &self.notifier else {
+        if !self.notifies() {
             return Ok(());
-        };
+        }
         if row.value.status != RequestStatus::PendingApproval || row.value.notified_at.is_some() {
             return Ok(());
         }
-        notifier
-            .notify(&row.value)
-            .await
-            .map_err(NotifyFailure::Webhook)?;
+        if let Some(notifier) = &self.notifier {
+            notifier
+                .notify(&row.value)
+                .await
+                .map_err(NotifyFailure::Webhook)?;
+        }
+        if let Some(outbox) = &self.outbox {
+            outbox.notify_approvers(&row.value).await?;
+        }
         let mut row = row;
         for _ in 0..MAX_RACES {
             row.value.notified_at = Some(self.clock.now());
@@ -445,10 +518,24 @@ impl Requests {
     }
 }
 
+impl Requests {
+    /// Whether administrators are told about pending requests at all (a webhook, or
+    /// approvers to mail).
+    pub fn notifies(&self) -> bool {
+        self.notifier.is_some()
+            || self
+                .outbox
+                .as_ref()
+                .is_some_and(|outbox| !outbox.approvers.is_empty())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyFailure {
     #[error("approval webhook failed: {0}")]
     Webhook(#[from] crate::notify::NotifyError),
+    #[error("approvers' mail failed: {0}")]
+    Mail(#[from] crate::mail::MailError),
     #[error(transparent)]
     Storage(#[from] StoreError),
 }

@@ -10,6 +10,7 @@ use crate::{
     abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
     auth::{AdminAuthConfigError, AdminAuthSettings},
     graph::{GraphConfigError, GraphSettings},
+    mail::{MailConfigError, MailOptions},
     site_base::{SITE_URL_SETTING, SiteBase},
     storage::{ConnectionError, StorageAccount},
     worker::DEFAULT_LEASE,
@@ -68,6 +69,9 @@ pub struct Settings {
     /// `Inviting` lease as stale. Production keeps the default; the fault suite shortens it
     /// so a run need not wait minutes for recovery.
     pub stale_after: time::Duration,
+    /// Mail to partners and approvers (`SIGNUP_MAIL_*`, `SIGNUP_ORG_NAME`,
+    /// `SIGNUP_VERIFY_HOURS`, `SIGNUP_APPROVER_EMAILS`; [`crate::mail`]).
+    pub mail: MailOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,8 @@ pub enum SettingsError {
     Graph(#[from] GraphConfigError),
     #[error(transparent)]
     AdminAuth(#[from] AdminAuthConfigError),
+    #[error(transparent)]
+    Mail(#[from] MailConfigError),
 }
 
 impl Settings {
@@ -165,6 +171,7 @@ impl Settings {
                 DEFAULT_LEASE.whole_seconds(),
                 "a number of seconds from 5 to 3600",
             )?),
+            mail: MailOptions::from_lookup(&lookup)?,
         })
     }
 }

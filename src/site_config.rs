@@ -105,6 +105,10 @@ pub enum SiteConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SiteConfig {
+    /// Who invites (`SIGNUP_ORG_NAME`): the page says so, as the mails do. Absent when the
+    /// setting is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
     /// Every access option, in key order (the policy keeps them by key).
     pub access_options: Vec<AccessChoice>,
     pub terms: Option<TermsLink>,
@@ -253,6 +257,13 @@ impl SiteConfig {
         let console = ConsoleSignIn::from_settings(&lookup)?;
         Ok(Self {
             console,
+            organization: lookup(crate::mail::ORG_NAME_SETTING)
+                .map(|name| name.trim().to_owned())
+                .filter(|name| {
+                    !name.is_empty()
+                        && name.chars().count() <= 100
+                        && !name.chars().any(char::is_control)
+                }),
             access_options: policy
                 .access_options()
                 .map(|option| AccessChoice {
@@ -472,6 +483,15 @@ mod tests {
         for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
             assert!(!json.contains(private), "{private} leaked: {json}");
         }
+    }
+
+    #[test]
+    fn the_config_names_the_organisation_when_it_is_set() {
+        let policy = Policy::from_json(POLICY).unwrap();
+        let with = SiteConfig::build(&policy, lookup(&[("SIGNUP_ORG_NAME", " Contoso Ltd ")]));
+        assert_eq!(with.unwrap().organization.as_deref(), Some("Contoso Ltd"));
+        let json = SiteConfig::build(&policy, lookup(&[])).unwrap().to_json();
+        assert!(!json.contains("organization"), "absent when unset: {json}");
     }
 
     #[test]

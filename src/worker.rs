@@ -110,6 +110,9 @@ pub struct Worker {
     pub clock: Clock,
     /// How long an `Inviting` row belongs to the delivery that set it.
     pub lease: Duration,
+    /// Mail to partners (`SIGNUP_MAIL_ENDPOINT`): an `Invited` request owes the
+    /// "approved" mail, sent after the write ([`crate::outbox`]).
+    pub outbox: Option<Arc<crate::outbox::Outbox>>,
 }
 
 /// Lease length: longer than one invitation plus a few group adds with their timeouts and
@@ -303,6 +306,9 @@ impl Worker {
                 }
                 RequestStatus::PendingApproval => {
                     return Ok(Step::Done("waiting for approval: nothing to do".into()));
+                }
+                RequestStatus::PendingVerification => {
+                    return Ok(Step::Done("address not verified: nothing to do".into()));
                 }
                 RequestStatus::Inviting if lease_fresh => {
                     return Ok(Step::Retry("another delivery holds the lease".into()));
@@ -580,15 +586,27 @@ impl Worker {
             value: mut request,
             etag,
         } = row;
-        request.transition(
-            status,
-            Actor::Worker,
-            action,
-            reason.clone(),
-            self.clock.now(),
-        );
+        let now = self.clock.now();
+        request.transition(status, Actor::Worker, action, reason.clone(), now);
         request.reason = reason;
-        self.store.replace(&request, &etag).await.map(drop)
+        let owes = status == RequestStatus::Invited && self.outbox.is_some();
+        if owes {
+            request.mail_owed = Some(crate::domain::OwedMail {
+                kind: crate::domain::MailKind::Approved,
+                since: now,
+            });
+        }
+        let etag = self.store.replace(&request, &etag).await?;
+        if let (Some(outbox), true) = (&self.outbox, owes) {
+            outbox.spawn_deliver(
+                Versioned {
+                    value: request,
+                    etag,
+                },
+                None,
+            );
+        }
+        Ok(())
     }
 }
 

@@ -33,6 +33,15 @@ param graphBaseUrl string
 @description('The sign-up page\'s address (SIGNUP_SITE_URL), where plain HTML form posts are redirected; empty: the API\'s own origin.')
 param signupSiteUrl string = ''
 
+@description('SIGNUP_MAIL_ENDPOINT: the Communication Services resource (communication.bicep).')
+param mailEndpoint string
+
+@description('SIGNUP_MAIL_SENDER: DoNotReply@ the linked Azure-managed domain.')
+param mailSender string
+
+@description('SIGNUP_ORG_NAME: the organisation named in every mail.')
+param organizationName string
+
 @description('Flex Consumption runtime version of the custom handler stack (az functionapp list-flexconsumption-runtimes --location <region> --runtime custom).')
 param runtimeVersion string
 
@@ -170,6 +179,20 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         // (admin-api.bicep) by this tenant only. AZURE_TENANT_ID alone is no credential: the
         // Graph client uses a client secret only with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET
         // beside it (src/graph/settings.rs), and neither is ever set here.
+        // Mail with the managed identity (no SIGNUP_MAIL_ACCESS_KEY: role-assignments.bicep
+        // grants the identity its role on the Communication Services resource).
+        {
+          name: 'SIGNUP_MAIL_ENDPOINT'
+          value: mailEndpoint
+        }
+        {
+          name: 'SIGNUP_MAIL_SENDER'
+          value: mailSender
+        }
+        {
+          name: 'SIGNUP_ORG_NAME'
+          value: organizationName
+        }
         {
           name: 'SIGNUP_ADMIN_APP_ID'
           value: adminApiAppId

@@ -1,10 +1,13 @@
 // Azure RBAC for the Function App's system-assigned managed identity: data-plane roles on the
-// app storage account and telemetry publishing on Application Insights. Nothing at resource
+// app storage account, telemetry publishing on Application Insights, and sending mail on the
+// Communication Services resource. Nothing at resource
 // group or subscription scope, no key-reading role (Storage Account Contributor and the like).
 //
 // Role definition ids are Azure's built-in, tenant-independent GUIDs, as listed in
 // https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage and
-// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/monitor
+// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/monitor and
+// https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/integration
+// (Communication and Email Service Owner)
 // (tests/deploy/test_bicep.py asserts them against the same list).
 
 @description('Object id of the Function App\'s system-assigned identity.')
@@ -13,6 +16,9 @@ param principalId string
 param storageAccountName string
 
 param appInsightsName string
+
+@description('The Communication Services resource the app sends mail through.')
+param communicationServiceName string
 
 var roleIds = {
   // Host state (azure-webjobs-* containers, locks, timers) and the Flex Consumption deployment
@@ -25,6 +31,9 @@ var roleIds = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   // Microsoft Entra-authenticated telemetry (Application Insights local auth is off).
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  // Sending mail with an Entra ID token (src/mail): the built-in role for Communication and
+  // Email Services, scoped to this one resource (no narrower built-in role exists for sending).
+  communicationAndEmailServiceOwner: '09976791-48a7-449e-bb21-39d1a415f350'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
@@ -33,6 +42,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2025-01-01' existing = {
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
+}
+
+resource communication 'Microsoft.Communication/communicationServices@2023-04-01' existing = {
+  name: communicationServiceName
 }
 
 resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
@@ -70,6 +83,16 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   scope: appInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.monitoringMetricsPublisher)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource mailSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(communication.id, principalId, roleIds.communicationAndEmailServiceOwner)
+  scope: communication
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.communicationAndEmailServiceOwner)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }

@@ -65,6 +65,12 @@ async function loadConfig() {
 }
 
 function applyConfig(config) {
+  // Who invites (SIGNUP_ORG_NAME), as the mails say it: a page that does not is phishing-like.
+  if (typeof config.organization === 'string' && config.organization.trim()) {
+    const inviter = document.getElementById('inviter');
+    inviter.textContent = t(lang, 'page.inviter', { org: config.organization.trim() });
+    inviter.hidden = false;
+  }
   const options = Array.isArray(config.accessOptions) ? config.accessOptions : [];
   if (options.length > 0) {
     const select = document.getElementById('access');
@@ -184,7 +190,7 @@ function formBody() {
   for (const [name, value] of new FormData(form)) {
     if (typeof value === 'string') body[name] = value;
   }
-  delete body.lang; // for the no-JavaScript redirect only
+  // `lang` stays: the mails (the verification link above all) follow the page's language.
   if (!body.access) delete body.access;
   return body;
 }
@@ -220,7 +226,8 @@ async function submit(event) {
       // not JSON (a proxy's error page): judged by the status below
     }
     if (response.status === 202 && answer && typeof answer.requestId === 'string') {
-      const key = answer.status === 'pending_approval' ? 'result.pending_approval' : 'result.queued';
+      const keys = { pending_approval: 'result.pending_approval', pending_verification: 'result.pending_verification' };
+      const key = keys[answer.status] || 'result.queued';
       form.hidden = true;
       showStatus('success', [t(lang, key), `${t(lang, 'result.reference')} ${answer.requestId}`, t(lang, 'result.keep')]);
       status.focus();

@@ -199,6 +199,29 @@ impl RateLimiter {
         Ok(Ok(()))
     }
 
+    /// Counts one use of a verification link from `ip` against the IP limit: the same
+    /// number per window as sign-ups (`POST /api/verify` is as anonymous as a sign-up, and a
+    /// guessing client is held back the same way), in a bucket of its own, so partners
+    /// clicking their links never use up their office's sign-ups.
+    pub async fn check_ip(
+        &self,
+        ip: Option<IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<Result<(), Limited>, StoreError> {
+        let ip = format!(
+            "verify:{}",
+            ip.map_or_else(|| UNKNOWN_CLIENT.to_owned(), |ip| ip.to_string())
+        );
+        for (scope, limit) in &self.settings.limits {
+            if *scope == Scope::Ip
+                && let Err(limited) = self.hit(Scope::Ip, &ip, *limit, now).await?
+            {
+                return Ok(Err(limited));
+            }
+        }
+        Ok(Ok(()))
+    }
+
     fn counts(&self, scope: Scope) -> bool {
         self.settings.limits.iter().any(|(s, _)| *s == scope)
     }

@@ -335,6 +335,7 @@ fn actor(by: Option<String>) -> Decider {
 /// command line never notifies).
 fn operations(storage: AzureStorage) -> Requests {
     Requests {
+        outbox: None,
         store: Arc::new(storage.clone()),
         queue: Arc::new(storage),
         clock: Clock::system(),

@@ -130,10 +130,13 @@ pub enum HistoryAction {
     Poisoned,
     /// An administrator sent a `Failed` request through the worker again (`Accepted`).
     Retried,
+    /// The partner proved the address with the mailed link (`PendingVerification` →
+    /// `Accepted` or `PendingApproval`, as the rule says).
+    Verified,
 }
 
 impl HistoryAction {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Created,
         Self::Approved,
         Self::Denied,
@@ -148,6 +151,7 @@ impl HistoryAction {
         Self::Failed,
         Self::Poisoned,
         Self::Retried,
+        Self::Verified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -166,6 +170,7 @@ impl HistoryAction {
             Self::Failed => "failed",
             Self::Poisoned => "poisoned",
             Self::Retried => "retried",
+            Self::Verified => "verified",
         }
     }
 }
@@ -452,7 +457,7 @@ mod tests {
             ("an object", "{}", HistoryError::NotJson),
             (
                 "unknown action",
-                r#"[{"at":"2026-11-24T10:00:00Z","actor":"worker","action":"verified","from":null,"to":"Accepted","reason":null}]"#,
+                r#"[{"at":"2026-11-24T10:00:00Z","actor":"worker","action":"unheard_of","from":null,"to":"Accepted","reason":null}]"#,
                 HistoryError::Entry {
                     index: 0,
                     field: "action",

@@ -7,6 +7,7 @@ mod decider;
 mod directory;
 mod email;
 mod history;
+mod lang;
 mod request;
 mod text;
 
@@ -20,5 +21,10 @@ pub use history::{
     Actor, History, HistoryAction, HistoryEntry, HistoryError, MAX_ACTOR_CHARS, MAX_ENTRIES,
     MAX_REASON_CHARS, MAX_STORED_UNITS,
 };
-pub use request::{AccessKey, RequestId, RequestStatus, SignupRequest};
+pub use lang::Lang;
+#[cfg(test)]
+pub(crate) use request::sample as test_request;
+pub use request::{
+    AccessKey, MailKind, OwedMail, RequestId, RequestStatus, SignupRequest, Verification,
+};
 pub use text::{DisplayName, FreeText, TextError};

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     Actor, Decider, DisplayName, EmailAddress, FreeText, History, HistoryAction, HistoryEntry,
-    UserId,
+    Lang, UserId,
 };
 
 /// A request id: a ULID, so ids are unique without coordination and rows sort by time.
@@ -85,6 +85,9 @@ impl fmt::Display for AccessKey {
 /// the contract with administrators' tools (docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestStatus {
+    /// Waiting for the partner to prove the address (policy `verifyEmail`): nothing is
+    /// queued, nobody is notified, Graph is not called until the mailed link is used.
+    PendingVerification,
     /// Row written and its message sent right after, unconfirmed (a crash in between
     /// leaves it unsent: recovery re-sends an old `Accepted` row); no worker has taken it.
     Accepted,
@@ -104,7 +107,8 @@ pub enum RequestStatus {
 }
 
 impl RequestStatus {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
+        Self::PendingVerification,
         Self::Accepted,
         Self::Queued,
         Self::PendingApproval,
@@ -116,6 +120,7 @@ impl RequestStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::PendingVerification => "PendingVerification",
             Self::Accepted => "Accepted",
             Self::Queued => "Queued",
             Self::PendingApproval => "PendingApproval",
@@ -204,6 +209,69 @@ pub struct SignupRequest {
     pub dry_run: bool,
     /// Every change of the request, stored in its row and written with the change.
     pub history: History,
+    /// The language of the sign-up (`Language`): its mails and links follow it.
+    pub language: Lang,
+    /// The proof of address, when the policy asked for one (src/verify.rs).
+    pub verification: Option<Verification>,
+    /// The partner's mail that the last change made owed and that is not sent yet
+    /// (`MailOwed`, `MailOwedSince`); `Reconcile` sends it after an outage.
+    pub mail_owed: Option<OwedMail>,
+    /// Whether the administrator who denied it chose to tell the partner why
+    /// (`ShareReason`): only then does the denial mail carry `decision_reason`.
+    pub share_reason: bool,
+}
+
+/// A request's proof of address: only a digest of the single-use token is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// SHA-256 of the token's secret part, lower-case hex (`VerifyTokenHash`). Replaced
+    /// when a new link is mailed: only the newest link works.
+    pub token_hash: String,
+    /// When the newest link stops working (`VerifyExpiresAt`).
+    pub expires_at: OffsetDateTime,
+    /// When the partner proved the address (`VerifiedAt`); `None` while pending.
+    pub verified_at: Option<OffsetDateTime>,
+    /// When the last link was mailed (`VerifyMailedAt`): a repeat sign-up mails a new one
+    /// at most once per [`crate::verify::RESEND_AFTER`].
+    pub mailed_at: Option<OffsetDateTime>,
+}
+
+/// Which mail a partner is owed (the `MailOwed` column, by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// "Confirm your address": the link to the verify page.
+    Verify,
+    /// "Your request waits for approval", with the deadline.
+    Pending,
+    /// "You are approved": the invitation comes from Microsoft.
+    Approved,
+    /// "Your request was not approved", with the reason when it was shared.
+    Denied,
+}
+
+impl MailKind {
+    pub const ALL: [Self; 4] = [Self::Verify, Self::Pending, Self::Approved, Self::Denied];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// A mail owed since a change of the request; `since` also makes its idempotency key, so
+/// retries of one owed mail are one mail at Azure Communication Services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwedMail {
+    pub kind: MailKind,
+    pub since: OffsetDateTime,
 }
 
 impl SignupRequest {
@@ -230,6 +298,42 @@ impl SignupRequest {
         });
         self.status = to;
         self.updated_at = at;
+    }
+}
+
+/// A fresh `Accepted` request for `address`, for unit tests.
+#[cfg(test)]
+pub(crate) fn sample(address: &str) -> SignupRequest {
+    let now = OffsetDateTime::now_utc();
+    SignupRequest {
+        id: RequestId::new(),
+        email: EmailAddress::parse(address).expect("a valid address"),
+        display_name: DisplayName::parse("Ada").expect("a valid name"),
+        access: AccessKey::parse("partner-portal").expect("a valid key"),
+        company: None,
+        justification: None,
+        status: RequestStatus::Accepted,
+        reason: None,
+        decision_reason: None,
+        attempts: 0,
+        invited_user_id: None,
+        invitation_attempted_at: None,
+        graph_request_id: None,
+        created_at: now,
+        updated_at: now,
+        decided_by: None,
+        decided_at: None,
+        decide_by: None,
+        notified_at: None,
+        retried_by: None,
+        retried_at: None,
+        terms_version: None,
+        dry_run: true,
+        history: History::of_new(RequestStatus::Accepted, Actor::Partner, now),
+        language: Lang::En,
+        verification: None,
+        mail_owed: None,
+        share_reason: false,
     }
 }
 

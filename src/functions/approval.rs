@@ -5,6 +5,7 @@
 //! Who decided is the verified token's administrator ([`crate::auth::Principal::decider`]:
 //! `DecidedBy` its name, `DecidedById` its object id), and nothing a caller can type: the
 //! host lets the call through anonymously, and no header but `Authorization` is read.
+//! A denial may add `"shareReason": true`: the partner's denial mail then gives the reason.
 //! Answers `200 {"requestId","status","changed","decidedBy","decidedAt","reason"}`;
 //! deciding twice the same way is `changed: false`; the other way, `409 already_decided`.
 
@@ -84,7 +85,9 @@ async fn handle(
     let by = principal.decider();
     match action {
         Action::Decide(verdict) => {
-            let reason = reason(headers, &body?)?;
+            let body = body?;
+            let reason = reason(headers, &body)?;
+            let share = share_reason(headers, &body);
             if verdict == Verdict::Deny && reason.is_none() {
                 return Err(Problem::field(
                     ErrorCode::InvalidField,
@@ -92,7 +95,7 @@ async fn handle(
                     "A denial needs a reason: send {\"reason\": \"...\"}.",
                 ));
             }
-            decide(api, &id, verdict, &by, reason).await
+            decide(api, &id, verdict, &by, reason, share).await
         }
         // A retry takes no reason: the worker's next outcome is what gets recorded.
         Action::Retry => retry(api, &id, &by).await,
@@ -105,8 +108,13 @@ async fn decide(
     verdict: Verdict,
     by: &Decider,
     reason: Option<String>,
+    share: bool,
 ) -> Result<warp::reply::Response, Problem> {
-    match api.requests.decide(id, verdict, by, reason).await {
+    match api
+        .requests
+        .decide_sharing(id, verdict, by, reason, share)
+        .await
+    {
         Ok(decided) => Ok(answer(
             &decided.request,
             decided.changed,
@@ -187,6 +195,23 @@ async fn retry(
 #[serde(deny_unknown_fields)]
 struct DecisionBody {
     reason: Option<String>,
+    /// A denial's reason is told to the partner in the denial mail only when `true`.
+    #[serde(rename = "shareReason")]
+    share_reason: Option<bool>,
+}
+
+/// `shareReason` (`true`, or `on`/`true` from a form): whether the partner's denial mail
+/// carries the reason. Anything else, or nothing, keeps the reason among administrators.
+fn share_reason(headers: &HeaderMap, body: &[u8]) -> bool {
+    match body::media_type(headers).as_deref() {
+        Some("application/json") => serde_json::from_slice::<DecisionBody>(body)
+            .ok()
+            .and_then(|b| b.share_reason)
+            .unwrap_or(false),
+        Some("application/x-www-form-urlencoded") => url::form_urlencoded::parse(body)
+            .any(|(k, v)| k == "shareReason" && matches!(v.as_ref(), "on" | "true")),
+        _ => false,
+    }
 }
 
 fn reason(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, Problem> {
@@ -206,6 +231,7 @@ fn reason(headers: &HeaderMap, body: &[u8]) -> Result<Option<String>, Problem> {
                     .into_iter()
                     .find(|(k, _)| k == "reason")
                     .map(|(_, v)| v),
+                share_reason: None,
             }
         }
         _ => {

@@ -20,31 +20,7 @@ use warp::http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::body;
 use crate::{intake::Receipt, problem::Problem, site_base::SiteBase};
 
-/// The languages the site has; English pages at the root, French under `fr/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    Fr,
-}
-
-impl Lang {
-    /// `fr`, `fr-CA`, `FR` are French; anything else (or nothing) is English.
-    fn from_tag(tag: &str) -> Self {
-        let primary = tag.trim().split(['-', '_']).next().unwrap_or_default();
-        if primary.eq_ignore_ascii_case("fr") {
-            Self::Fr
-        } else {
-            Self::En
-        }
-    }
-
-    fn folder(self) -> &'static str {
-        match self {
-            Self::En => "",
-            Self::Fr => "fr/",
-        }
-    }
-}
+pub use crate::domain::Lang;
 
 /// A sign-up that came from a plain HTML form and wants a page as the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,9 +17,10 @@ pub mod reconcile;
 pub mod request;
 pub mod requests;
 pub mod signup_http;
+pub mod verify;
 
 /// Every function folder the handler serves.
-pub const FUNCTIONS: [&str; 7] = [
+pub const FUNCTIONS: [&str; 8] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
@@ -27,4 +28,5 @@ pub const FUNCTIONS: [&str; 7] = [
     "Request",
     "Approval",
     "Reconcile",
+    "Verify",
 ];

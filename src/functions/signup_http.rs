@@ -21,7 +21,7 @@ use warp::{
 use super::{body, html_redirect::FormPost};
 use crate::{
     abuse::{CaptchaError, CaptchaVerifier, RateLimiter, client_ip},
-    domain::{AccessKey, DisplayName, EmailAddress, FreeText, RequestId, TextError},
+    domain::{AccessKey, DisplayName, EmailAddress, FreeText, Lang, RequestId, TextError},
     intake::{Intake, IntakeError, Receipt, ReceiptStatus, Submission},
     policy::Refusal,
     policy::Terms,
@@ -124,20 +124,10 @@ async fn handle(
             })?;
     }
     if let Some(limiter) = &gate.rate_limiter {
-        match limiter.check(ip, &submission.email, intake.now()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(limited)) => {
-                return Err(Problem::new(
-                    ErrorCode::RateLimited,
-                    "Too many sign-ups came from here or for this address. Please try again later.",
-                )
-                .retry_after(limited.retry_after));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "rate limits could not be checked");
-                return Err(Problem::unavailable());
-            }
-        }
+        rate_limit_answer(
+            limiter.check(ip, &submission.email, intake.now()).await,
+            "Too many sign-ups came from here or for this address. Please try again later.",
+        )?;
     }
     intake.submit(submission).await.map_err(|error| match error {
         IntakeError::Refused(Refusal::DomainNotAllowed) => Problem::field(
@@ -147,11 +137,33 @@ async fn handle(
         ),
         IntakeError::Refused(Refusal::AccessNotAllowed) => access_not_allowed(),
         IntakeError::Busy => Problem::unavailable().retry_after(5),
+        IntakeError::Random(e) => {
+            tracing::error!(error = %e, "no verification token could be made");
+            Problem::unavailable()
+        }
         IntakeError::Storage(e) => {
             tracing::error!(error = %e, "sign-up could not be stored");
             Problem::storage(&e)
         }
     })
+}
+
+/// A rate limiter's verdict as the answer: `429` with `Retry-After` and `detail`, or
+/// `503` when the counters cannot be read (fail closed). Shared with `POST /api/verify`.
+pub(super) fn rate_limit_answer(
+    verdict: Result<Result<(), crate::abuse::Limited>, crate::storage::StoreError>,
+    detail: &str,
+) -> Result<(), Problem> {
+    match verdict {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(limited)) => {
+            Err(Problem::new(ErrorCode::RateLimited, detail).retry_after(limited.retry_after))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rate limits could not be checked");
+            Err(Problem::unavailable())
+        }
+    }
 }
 
 fn access_not_allowed() -> Problem {
@@ -212,6 +224,7 @@ struct RawForm {
     justification: Option<Field>,
     website: Option<Field>,
     accept_terms: Option<Field>,
+    lang: Option<Field>,
     // Captcha tokens (checked when a provider is configured).
     captcha_token: Option<Field>,
     #[serde(rename = "cf-turnstile-response")]
@@ -223,7 +236,8 @@ struct RawForm {
 }
 
 /// Form field names, as the page and the problem `field` name them.
-const FIELDS: [&str; 11] = [
+const FIELDS: [&str; 12] = [
+    "lang",
     "email",
     "displayName",
     "access",
@@ -279,6 +293,7 @@ impl RawForm {
                 "justification" => &mut form.justification,
                 "website" => &mut form.website,
                 "acceptTerms" => &mut form.accept_terms,
+                "lang" => &mut form.lang,
                 "captchaToken" => &mut form.captcha_token,
                 "cf-turnstile-response" => &mut form.turnstile,
                 "h-captcha-response" => &mut form.hcaptcha,
@@ -374,6 +389,7 @@ impl RawForm {
                 ));
             }
         };
+        let language = text("lang", self.lang.as_ref())?.map_or(Lang::En, Lang::from_tag);
         Ok(Submission {
             email,
             display_name,
@@ -381,6 +397,7 @@ impl RawForm {
             company,
             justification,
             terms_version,
+            language,
         })
     }
 }

@@ -38,6 +38,9 @@ pub(super) struct PolicyDocument {
     approval_timeout_days: Option<u32>,
     #[serde(default)]
     terms: Option<TermsDocument>,
+    /// Proof of address before anything else happens (default `true`).
+    #[serde(default)]
+    verify_email: Option<bool>,
     access_options: BTreeMap<String, AccessOptionDocument>,
     rules: Vec<RuleDocument>,
     /// Free text for the people who maintain the file.
@@ -185,6 +188,7 @@ impl PolicyDocument {
             default_rule,
             index,
             terms,
+            verify_email: self.verify_email.unwrap_or(true),
         })
     }
 }

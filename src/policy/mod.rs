@@ -88,6 +88,9 @@ pub struct Policy {
     default_rule: Rule,
     index: matching::DomainIndex,
     terms: Option<Terms>,
+    /// `verifyEmail` (default `true`): a sign-up waits as `PendingVerification` until the
+    /// partner opens the link mailed to the address (src/verify.rs).
+    verify_email: bool,
 }
 
 /// The policy's answer for one domain.
@@ -158,6 +161,11 @@ impl Policy {
     /// The terms of use to accept, when the policy names them.
     pub fn terms(&self) -> Option<&Terms> {
         self.terms.as_ref()
+    }
+
+    /// Whether a sign-up must prove its address first (`verifyEmail`, default `true`).
+    pub fn verify_email(&self) -> bool {
+        self.verify_email
     }
 }
 

@@ -13,8 +13,8 @@ use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
 use super::{AddressClaim, CLAIM_ROW_PREFIX, RequestKey, StoreError};
 use crate::domain::{
-    AccessKey, Decider, DisplayName, EmailAddress, EmailDomain, FreeText, History, RequestId,
-    SignupRequest, UserId,
+    AccessKey, Decider, DisplayName, EmailAddress, EmailDomain, FreeText, History, Lang, MailKind,
+    OwedMail, RequestId, SignupRequest, UserId, Verification,
 };
 
 const EDM_DATETIME: &str = "Edm.DateTime";
@@ -138,6 +138,26 @@ pub(super) struct RequestEntity {
     /// Entries the history's bound dropped; absent when none were.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub history_dropped: u32,
+    /// Added with mail and proof of address, as the seven after it: rows without them
+    /// were signed up in English, never asked for proof and owe no mail, and versions
+    /// before it ignore them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// SHA-256 (hex) of the verification token's secret; never the token itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_token_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_mailed_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_owed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_owed_since: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share_reason: bool,
     /// Present in query results (`odata=fullmetadata`), never written.
     #[serde(rename = "odata.etag", default, skip_serializing)]
     pub etag: Option<String>,
@@ -186,6 +206,25 @@ impl RequestEntity {
                 ))
             })?,
             history_dropped: request.history.dropped(),
+            language: (request.language != Lang::En).then(|| request.language.as_str().to_owned()),
+            verify_token_hash: request.verification.as_ref().map(|v| v.token_hash.clone()),
+            verify_expires_at: request
+                .verification
+                .as_ref()
+                .map(|v| format_time(v.expires_at)),
+            verified_at: request
+                .verification
+                .as_ref()
+                .and_then(|v| v.verified_at)
+                .map(format_time),
+            verify_mailed_at: request
+                .verification
+                .as_ref()
+                .and_then(|v| v.mailed_at)
+                .map(format_time),
+            mail_owed: request.mail_owed.map(|m| m.kind.as_str().to_owned()),
+            mail_owed_since: request.mail_owed.map(|m| format_time(m.since)),
+            share_reason: request.share_reason,
             etag: None,
             date_types: BTreeMap::new(),
         }
@@ -204,6 +243,10 @@ impl RequestEntity {
                 "InvitationAttemptedAt",
                 self.invitation_attempted_at.is_some(),
             ),
+            ("VerifyExpiresAt", self.verify_expires_at.is_some()),
+            ("VerifiedAt", self.verified_at.is_some()),
+            ("VerifyMailedAt", self.verify_mailed_at.is_some()),
+            ("MailOwedSince", self.mail_owed_since.is_some()),
         ];
         self.date_types = present
             .into_iter()
@@ -221,7 +264,29 @@ impl RequestEntity {
         if email.domain().as_str() != self.partition_key {
             return Err(corrupt("PartitionKey"));
         }
+        let verification = match (&self.verify_token_hash, &self.verify_expires_at) {
+            (Some(hash), Some(expires)) => Some(Verification {
+                token_hash: hash.clone(),
+                expires_at: parse_time("VerifyExpiresAt", expires)?,
+                verified_at: optional_time_of("VerifiedAt", self.verified_at.as_deref())?,
+                mailed_at: optional_time_of("VerifyMailedAt", self.verify_mailed_at.as_deref())?,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("VerifyTokenHash")),
+        };
+        let mail_owed = match (&self.mail_owed, &self.mail_owed_since) {
+            (Some(kind), Some(since)) => Some(OwedMail {
+                kind: MailKind::parse(kind).ok_or_else(|| corrupt("MailOwed"))?,
+                since: parse_time("MailOwedSince", since)?,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt("MailOwed")),
+        };
         Ok(SignupRequest {
+            language: self.language.as_deref().map_or(Lang::En, Lang::from_tag),
+            verification,
+            mail_owed,
+            share_reason: self.share_reason,
             id: RequestId::parse(&self.row_key).ok_or_else(|| corrupt("RowKey"))?,
             display_name: DisplayName::parse(&self.display_name)
                 .map_err(|_| corrupt("DisplayName"))?,

@@ -144,6 +144,8 @@ pub struct RequestQuery {
     /// Only this request and newer ones (with [`RequestId::first_at`]: those created at or
     /// after a time); the list reads time windows with it.
     pub not_older_than: Option<RequestId>,
+    /// Only rows owing a mail since before this time (`MailOwedSince`, [`crate::outbox`]).
+    pub mail_owed_before: Option<OffsetDateTime>,
 }
 
 impl RequestQuery {
@@ -168,6 +170,8 @@ impl RequestQuery {
                 .map(|id| format!("RowKey lt {}", quote(&id.to_string()))),
             self.not_older_than
                 .map(|id| format!("RowKey ge {}", quote(&id.to_string()))),
+            self.mail_owed_before
+                .map(|t| format!("MailOwedSince lt {}", date(t))),
         ]
         .into_iter()
         .flatten()

@@ -20,7 +20,7 @@ use crate::helpers::{
 fn policy_with_terms() -> String {
     format!(
         r#"{{
-        "defaultAction": "deny",
+        "defaultAction": "deny", "verifyEmail": false,
         "terms": {{ "version": "2026-01", "url": "https://contoso.example/terms" }},
         "accessOptions": {{
             "partner-portal": {{ "displayName": "Partner portal", "groups": ["{GROUP_A}"] }},

@@ -493,6 +493,7 @@ async fn a_concurrent_change_wins_over_a_retry() {
         queue: Arc::new(app.store.clone()),
         clock: Clock::system(),
         notifier: None,
+        outbox: None,
     };
 
     // Act

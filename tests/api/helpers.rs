@@ -23,7 +23,7 @@ pub const GROUP_B: &str = "22222222-2222-2222-2222-222222222222";
 pub fn default_policy() -> String {
     format!(
         r#"{{
-        "defaultAction": "deny",
+        "defaultAction": "deny", "verifyEmail": false,
         "accessOptions": {{
             "partner-portal": {{ "displayName": "Partner portal", "groups": ["{GROUP_A}"] }},
             "sales-extranet": {{ "displayName": "Sales extranet", "groups": ["{GROUP_A}", "{GROUP_B}"] }}
@@ -89,6 +89,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         trusted_proxy_hops: 1,
         site_url: Default::default(),
         stale_after: time::Duration::minutes(2),
+        mail: Default::default(),
     }
 }
 

@@ -11,6 +11,7 @@ mod history;
 mod html_form;
 mod layout;
 mod logs;
+mod mail;
 mod signup;
 mod startup;
 mod storage;

@@ -293,6 +293,7 @@ fn worker(app: &TestApp, directory: Arc<ScriptedDirectory>) -> Worker {
         mode: Mode::Live(directory),
         clock: Clock::from_fn(move || time.now()),
         lease: DEFAULT_LEASE,
+        outbox: None,
     }
 }
 

@@ -25,6 +25,8 @@ BUILT_IN_ROLES = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    # Sending mail through Azure Communication Services with the managed identity (src/mail).
+    "Communication and Email Service Owner": "09976791-48a7-449e-bb21-39d1a415f350",
 }
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 GRAPH_PERMISSIONS = ["User.Invite.All", "GroupMember.ReadWrite.All", "User.Read.All"]
@@ -376,9 +378,31 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
         "GRAPH_MAX_INLINE_RETRY_SECONDS": "code default",
         "SIGNUP_RATE_LIMITS": "code default",
         "SIGNUP_TRUSTED_PROXY_HOPS": "code default (1: the Functions front end)",
+        # Mail: the managed identity signs in; no access key exists in Azure.
+        "SIGNUP_MAIL_ACCESS_KEY": "managed identity",
+        "SIGNUP_VERIFY_HOURS": "code default (24)",
+        "SIGNUP_APPROVER_EMAILS": "operator, the approvers' addresses",
     }
     for name in local:
         assert name in settings or name in carried_otherwise, f"{name} from local.settings.json.example is not set in Azure"
+
+
+def test_mail_goes_through_communication_services_with_the_managed_identity(parsed):
+    """Issue 18: a Communication Services resource linked to an Email service's Azure-managed
+    domain; the app gets its endpoint and sender, and no access key anywhere."""
+    tree = parsed["modules/communication.bicep"]
+    domain = next(iter(resources_of(tree, "Microsoft.Communication/emailServices/domains").values()))
+    assert domain["properties"]["domainManagement"] == "AzureManaged"
+    assert domain["properties"]["userEngagementTracking"] == "Disabled"
+    acs = next(iter(resources_of(tree, "Microsoft.Communication/communicationServices").values()))
+    assert property_path(acs["properties"]["linkedDomains"][0]) == ["managedDomain", "id"]
+    settings = app_settings(parsed)
+    for name in ("SIGNUP_MAIL_ENDPOINT", "SIGNUP_MAIL_SENDER", "SIGNUP_ORG_NAME"):
+        assert name in settings, name
+    assert "SIGNUP_MAIL_ACCESS_KEY" not in settings
+    params = body(parsed["main.bicep"]["modules"]["functionApp"])["params"]
+    assert property_path(params["mailEndpoint"]) == ["communication", "outputs", "endpoint"]
+    assert property_path(params["mailSender"]) == ["communication", "outputs", "sender"]
 
 
 def test_host_storage_is_reached_by_the_accounts_own_endpoints(parsed):
@@ -502,6 +526,7 @@ def test_the_identity_gets_exactly_the_data_roles_it_needs_on_the_resources_it_u
         "Storage Queue Data Contributor": "storage",
         "Storage Table Data Contributor": "storage",
         "Monitoring Metrics Publisher": "appInsights",
+        "Communication and Email Service Owner": "communication",
     }
     main = parsed["main.bicep"]
     params = body(main["modules"]["roleAssignments"])["params"]

@@ -23,6 +23,7 @@
 
 mod cluster;
 mod graph;
+mod mail;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -48,7 +49,7 @@ use graph::{GraphFaults, MockGraph};
 
 const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000006";
 const POLICY: &str = r#"{
-    "defaultAction": "deny",
+    "defaultAction": "deny", "verifyEmail": false,
     "accessOptions": {
         "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
     },
@@ -216,11 +217,41 @@ fn work_dir(name: &str) -> PathBuf {
 }
 
 fn app_root(work: &Path, azurite: &DiskAzurite, graph: &MockGraph, plan: &Plan) -> PathBuf {
+    write_app(
+        work,
+        POLICY,
+        &["SignupHttp", "InviteQueue", "InvitePoison", "Approval"],
+        json!({
+            "SIGNUP_DRY_RUN": "false",
+            "SIGNUP_STALE_AFTER_SECONDS": plan.stale_after_seconds.to_string(),
+            "GRAPH_BASE_URL": format!("{}/v1.0", graph.url),
+            "AZURE_AUTHORITY_HOST": graph.url,
+            "AZURE_TENANT_ID": TENANT,
+            "AZURE_CLIENT_ID": "faults-client-id",
+            "AZURE_CLIENT_SECRET": "faults-secret-value",
+            "GRAPH_TIMEOUT_SECONDS": "2",
+            "GRAPH_MAX_INLINE_RETRY_SECONDS": "2",
+            "B2B_HOST_FUNCTION_KEYS": "default=faults-key-0123456789",
+        }),
+        azurite,
+    )
+}
+
+/// A temporary app root under `work`: the suite's host.json, `policy`, the project's
+/// `functions` folders and Reconcile (every 5 s), and local.settings.json with `values`
+/// beside the settings every run shares.
+fn write_app(
+    work: &Path,
+    policy: &str,
+    functions: &[&str],
+    values: serde_json::Value,
+    azurite: &DiskAzurite,
+) -> PathBuf {
     let root = work.join("app");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("host.json"), HOST_JSON).unwrap();
-    std::fs::write(root.join("policy.json"), POLICY).unwrap();
-    for function in ["SignupHttp", "InviteQueue", "InvitePoison", "Approval"] {
+    std::fs::write(root.join("policy.json"), policy).unwrap();
+    for function in functions {
         std::fs::create_dir_all(root.join(function)).unwrap();
         std::fs::copy(
             format!("{}/{function}/function.json", env!("CARGO_MANIFEST_DIR")),
@@ -228,7 +259,27 @@ fn app_root(work: &Path, azurite: &DiskAzurite, graph: &MockGraph, plan: &Plan) 
         )
         .unwrap();
     }
-    // Reconcile as shipped, but every 5 seconds instead of every 5 minutes.
+    fast_reconcile(&root);
+    let mut all = json!({
+        "FUNCTIONS_WORKER_RUNTIME": "custom",
+        "AzureWebJobsStorage": azurite.connection_string(),
+        "SIGNUP_POLICY_PATH": "policy.json",
+        "SIGNUP_RATE_LIMITS": "off",
+        "RUST_LOG": "warn"
+    });
+    if let (Some(all), Some(values)) = (all.as_object_mut(), values.as_object()) {
+        all.extend(values.clone());
+    }
+    std::fs::write(
+        root.join("local.settings.json"),
+        json!({"IsEncrypted": false, "Values": all}).to_string(),
+    )
+    .unwrap();
+    root
+}
+
+/// Reconcile as shipped, but every 5 seconds instead of every 5 minutes.
+fn fast_reconcile(root: &Path) {
     let reconcile = std::fs::read_to_string(format!(
         "{}/Reconcile/function.json",
         env!("CARGO_MANIFEST_DIR")
@@ -238,29 +289,6 @@ fn app_root(work: &Path, azurite: &DiskAzurite, graph: &MockGraph, plan: &Plan) 
     assert!(reconcile.contains("*/5 * * * * *"), "Reconcile's schedule");
     std::fs::create_dir_all(root.join("Reconcile")).unwrap();
     std::fs::write(root.join("Reconcile/function.json"), reconcile).unwrap();
-    let values = json!({
-        "FUNCTIONS_WORKER_RUNTIME": "custom",
-        "AzureWebJobsStorage": azurite.connection_string(),
-        "SIGNUP_POLICY_PATH": "policy.json",
-        "SIGNUP_DRY_RUN": "false",
-        "SIGNUP_RATE_LIMITS": "off",
-        "SIGNUP_STALE_AFTER_SECONDS": plan.stale_after_seconds.to_string(),
-        "GRAPH_BASE_URL": format!("{}/v1.0", graph.url),
-        "AZURE_AUTHORITY_HOST": graph.url,
-        "AZURE_TENANT_ID": TENANT,
-        "AZURE_CLIENT_ID": "faults-client-id",
-        "AZURE_CLIENT_SECRET": "faults-secret-value",
-        "GRAPH_TIMEOUT_SECONDS": "2",
-        "GRAPH_MAX_INLINE_RETRY_SECONDS": "2",
-        "B2B_HOST_FUNCTION_KEYS": "default=faults-key-0123456789",
-        "RUST_LOG": "warn"
-    });
-    std::fs::write(
-        root.join("local.settings.json"),
-        json!({"IsEncrypted": false, "Values": values}).to_string(),
-    )
-    .unwrap();
-    root
 }
 
 async fn run(plan: Plan) {

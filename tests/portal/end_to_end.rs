@@ -24,7 +24,7 @@ use test_support::{
 const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
 const PORTAL_GROUP: &str = "11111111-1111-1111-1111-111111111111";
 const POLICY: &str = r#"{
-    "defaultAction": "deny",
+    "defaultAction": "deny", "verifyEmail": false,
     "accessOptions": {
         "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
     },

@@ -11,7 +11,7 @@ mod site;
 /// A policy that invites contoso.com at once to the partner portal: what the portal tests
 /// that need no approval use.
 pub const CONTOSO_INVITE_POLICY: &str = r#"{
-    "defaultAction": "deny",
+    "defaultAction": "deny", "verifyEmail": false,
     "accessOptions": {
         "partner-portal": { "displayName": "Partner portal", "groups": ["11111111-1111-1111-1111-111111111111"] }
     },

@@ -27,6 +27,7 @@ const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/
 /** contoso.com is invited at once, fabrikam.com waits for approval, gmail.com is refused. */
 export const TEST_POLICY = {
   defaultAction: 'deny',
+  verifyEmail: false,
   terms: { version: '2026-01', url: 'https://contoso.example/terms' },
   accessOptions: {
     'partner-portal': { displayName: 'Partner portal', groups: ['11111111-1111-1111-1111-111111111111'] },
@@ -156,10 +157,11 @@ function freePort() {
  * `policy` defaults to TEST_POLICY; `env` adds settings (e.g. a captcha provider).
  * `identity` ({ tokenLifetime }) adds funchost's development identity provider with its
  * HTTPS sign-in, and the admin console's settings in config.json and the page's policy
- * (`authority`: the console's). `restart({ policy })` starts the host again on the same
+ * (`authority`: the console's). `devMail` runs the host's mail catcher (`--dev-mail`),
+ * which the handler then mails to. `restart({ policy })` starts the host again on the same
  * storage with another policy (the address changes).
  */
-export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {}, identity = null } = {}) {
+export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {}, identity = null, devMail = false } = {}) {
   for (const binary of [BINARY, FUNCHOST]) {
     if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build --workspace --bins`);
   }
@@ -219,7 +221,9 @@ export async function startPortal({ policy = TEST_POLICY, env: extraEnv = {}, id
     const startHost = () =>
       waitForLine(
         FUNCHOST,
-        ['--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY, ...identityArgs],
+        ['--port', '0', '--app-root', appRoot, '--site', site, '--site-csp', csp, '--handler', BINARY, ...identityArgs,
+          // The mail catcher (crates/funchost/src/mail.rs) for the pages that need mail.
+          ...(devMail ? ['--dev-mail'] : [])],
         { cwd: workdir, env },
         /^funchost listening on (http:\/\/127\.0\.0\.1:\d+)$/,
         30_000,
@@ -274,3 +278,43 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 export const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+/**
+ * The portal (`startPortal(options)`) and a headless Chromium, started together. Returns
+ * { portal, browser }; whichever started is stopped by `stopBoth` even if the other failed.
+ */
+export async function startWithBrowser(chromium, options = {}) {
+  const [started, launched] = await Promise.allSettled([
+    startPortal(options),
+    // launch() gives Chromium a fresh --user-data-dir of its own, removed on close; each
+    // context is a fresh profile state on top of it.
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }),
+  ]);
+  const both = { portal: started.value, browser: launched.value };
+  for (const outcome of [started, launched]) {
+    if (outcome.status === 'rejected') {
+      await stopBoth(both);
+      throw outcome.reason;
+    }
+  }
+  return both;
+}
+
+export async function stopBoth({ portal, browser } = {}) {
+  await browser?.close();
+  await portal?.stop();
+}
+
+/** A page in a fresh context whose requests may go to 127.0.0.1 only; any other address
+ * is aborted and recorded in `external`. */
+export async function localPage(browser, external, options = {}) {
+  const context = await browser.newContext({ locale: 'en-GB', ...options });
+  context.setDefaultTimeout(10_000);
+  await context.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === '127.0.0.1') return route.continue();
+    external.push(url.href);
+    return route.abort();
+  });
+  return context.newPage();
+}

@@ -17,7 +17,7 @@ import { chromium } from 'playwright-core';
 
 import { createServer } from 'node:http';
 
-import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, TEST_POLICY, showRequest, startPortal } from './harness.mjs';
+import { ARTIFACTS, TEST_POLICY, localPage, showRequest, startPortal, startWithBrowser, stopBoth } from './harness.mjs';
 import { ERROR_CODES, STRINGS } from '../../site/assets/i18n.js';
 import { render } from '../../scripts/site/build.mjs';
 
@@ -30,35 +30,13 @@ const external = [];
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  // Both at once; whichever started is kept for after() to stop, even if the other failed.
-  const [started, launched] = await Promise.allSettled([
-    startPortal(),
-    // launch() gives Chromium a fresh --user-data-dir of its own, removed on close; each
-    // context below is a fresh profile state on top of it.
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 }),
-  ]);
-  portal = started.value;
-  browser = launched.value;
-  for (const outcome of [started, launched]) if (outcome.status === 'rejected') throw outcome.reason;
+  ({ portal, browser } = await startWithBrowser(chromium));
 });
 
-after(async () => {
-  await browser?.close();
-  await portal?.stop();
-});
+after(() => stopBoth({ portal, browser }));
 
 /** A page in a fresh context whose requests may go to 127.0.0.1 only. */
-async function newPage(options = {}) {
-  const context = await browser.newContext({ locale: 'en-GB', ...options });
-  context.setDefaultTimeout(10_000);
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (url.hostname === '127.0.0.1') return route.continue();
-    external.push(url.href);
-    return route.abort();
-  });
-  return context.newPage();
-}
+const newPage = (options) => localPage(browser, external, options);
 
 const focusedId = (page) => page.evaluate(() => document.activeElement?.id ?? null);
 
@@ -95,7 +73,8 @@ test('the checked-in pages are up to date with their templates and the dictionar
   // Every sign-up error code of the API (src/problem.rs) has a message.
   const problemRs = readFileSync(new URL('../../src/problem.rs', import.meta.url), 'utf8');
   const apiCodes = [...problemRs.matchAll(/Self::\w+ => "([a-z_]+)",/g)].map((m) => m[1]);
-  const notForSignUp = ['not_found', 'method_not_allowed', 'already_decided', 'not_pending', 'not_failed', 'unauthenticated', 'forbidden', 'internal_error'];
+  // The verification link's codes have the verify page's own messages (verify.test.mjs).
+  const notForSignUp = ['not_found', 'method_not_allowed', 'already_decided', 'not_pending', 'not_failed', 'unauthenticated', 'forbidden', 'internal_error', 'invalid_token', 'verification_expired'];
   assert.deepEqual([...ERROR_CODES].sort(), apiCodes.filter((c) => !notForSignUp.includes(c)).sort());
   for (const code of ERROR_CODES) assert.ok(STRINGS.en[`error.${code}`], code);
 });

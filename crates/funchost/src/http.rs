@@ -464,6 +464,8 @@ pub struct HttpFrontDoor {
     /// `--dev-identity`: the development identity provider, under
     /// [`PATH_PREFIX`](super::identity::PATH_PREFIX).
     pub dev_identity: Option<Arc<super::identity::DevIdentity>>,
+    /// `--dev-mail`: the mail catcher, under [`PATH_PREFIX`](super::mail::PATH_PREFIX).
+    pub dev_mail: Option<Arc<super::mail::DevMail>>,
 }
 
 /// Serves on `listener` until `shutdown` completes, then finishes requests in flight.
@@ -528,6 +530,15 @@ where
         if path == prefix || path.starts_with(&format!("{prefix}/")) {
             return match read_body(body).await {
                 Ok(body) => provider.serve(&method, path, &body),
+                Err(status) => empty(status),
+            };
+        }
+    }
+    if let Some(catcher) = &state.dev_mail {
+        let prefix = super::mail::PATH_PREFIX;
+        if path == prefix || path.starts_with(&format!("{prefix}/")) {
+            return match read_body(body).await {
+                Ok(body) => catcher.serve(&method, path, &query, &headers, &body),
                 Err(status) => empty(status),
             };
         }

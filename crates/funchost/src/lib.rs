@@ -24,6 +24,10 @@
 //!   interactive sign-in a browser needs (not something the Functions host does: Entra
 //!   ID plays this part in Azure).
 //!
+//! - [`mail`]: with `--dev-mail`, a stand-in for Azure Communication Services Email under
+//!   `/.dev-mail/...` that checks the handler's signature and shows the mails at
+//!   `/.dev-mail/` (development only).
+//!
 //! What it does not do: other bindings, output bindings, the admin API, keys in storage,
 //! timer schedule state across runs. A function that needs more is refused at start-up.
 
@@ -33,6 +37,7 @@ pub mod handler;
 pub mod http;
 pub mod identity;
 pub mod invoke;
+pub mod mail;
 pub mod ncrontab;
 pub mod payload;
 pub mod queue_store;
@@ -83,6 +88,8 @@ pub struct HostOptions {
     pub dev_identity_https_port: Option<u16>,
     /// `--dev-identity-token-lifetime`: seconds an access token is valid (`None`: an hour).
     pub dev_identity_token_lifetime: Option<u32>,
+    /// `--dev-mail`: catch the handler's mail on this address ([`mail`]).
+    pub dev_mail: bool,
 }
 
 /// Why the runner could not start, or stopped on its own.
@@ -190,6 +197,11 @@ pub async fn run(
         None
     };
 
+    let dev_mail = options.dev_mail.then(|| {
+        mail::provide(&address.to_string(), &mut settings);
+        Arc::new(mail::DevMail::default())
+    });
+
     let mut handler =
         RunningHandler::start(&options.handler, &options.app_root, &app.host, &settings).await?;
     let invoker = Invoker::new(handler.base_url.clone(), app.host.function_timeout)
@@ -217,6 +229,7 @@ pub async fn run(
             .unwrap_or_default(),
         site,
         dev_identity: dev_identity.clone(),
+        dev_mail,
     };
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(http::serve(listener, front_door, async move {

@@ -54,6 +54,13 @@ struct Args {
     /// short, to watch a page renew its token.
     #[arg(long, value_name = "SECONDS", requires = "dev_identity")]
     dev_identity_token_lifetime: Option<u32>,
+    /// Catch the handler's mail at /.dev-mail on this address (a stand-in for Azure
+    /// Communication Services Email that checks the signature), print each mail's subject
+    /// and show them at /.dev-mail/; the handler is given SIGNUP_MAIL_ENDPOINT, a made-up
+    /// SIGNUP_MAIL_ACCESS_KEY, SIGNUP_MAIL_SENDER, SIGNUP_ORG_NAME and SIGNUP_SITE_URL
+    /// unless the settings give them. Development only.
+    #[arg(long)]
+    dev_mail: bool,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +92,7 @@ async fn run(args: Args) -> ExitCode {
         dev_identity: args.dev_identity,
         dev_identity_https_port: args.dev_identity_https_port,
         dev_identity_token_lifetime: args.dev_identity_token_lifetime,
+        dev_mail: args.dev_mail,
     };
     match funchost::run(options, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
