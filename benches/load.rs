@@ -513,7 +513,7 @@ async fn main() {
 
     // 5. The admin API's list over `listed` stored requests (a quarter waiting for approval,
     // over 200 domains), with a valid administrator's token from a mock tenant.
-    if wanted("list") {
+    for spread in [false, true].into_iter().filter(|_| wanted("list")) {
         let azurite = Azurite::start();
         let entra = MockServer::start().await;
         let tenant =
@@ -525,9 +525,20 @@ async fn main() {
         env.extend(tenant.settings().map(|(k, v)| (k, v)));
         let (handler, _) = Process::start(&bins.handler, &env);
         let base = format!("http://127.0.0.1:{}/api", handler.port);
-        let seeded = {
+        // Burst: signed up through the handler, all within seconds. Spread: written
+        // directly, one every 90 days / `listed` back from now, as months of sign-ups are.
+        let (seeded, layout) = if spread {
+            let store = StorageFloor::new(&azurite.connection_string()).await;
+            let (store, now) = (&store, time::OffsetDateTime::now_utc());
+            let step = time::Duration::days(90) / size.listed as u32;
+            let seeded = load(size.listed, 50, None, |i| async move {
+                store.put_listed(i, now - step * i as u32).await
+            })
+            .await;
+            (seeded, "over 90 days")
+        } else {
             let (http, signup) = (&http, &format!("{base}/signup"));
-            load(size.listed, 50, None, |i| async move {
+            let seeded = load(size.listed, 50, None, |i| async move {
                 let domain = match i % 4 {
                     0 => format!("d{}.approve.example", i % 100),
                     _ => format!("d{}.bench.example", i % 100),
@@ -536,7 +547,8 @@ async fn main() {
                     json!({"email": format!("listed-{i}@{domain}"), "displayName": "Bench Person"});
                 post(http, signup, body.to_string(), None).await == 202
             })
-            .await
+            .await;
+            (seeded, "signed up within seconds")
         };
         let token = tenant.token(
             &Signer {
@@ -572,7 +584,7 @@ async fn main() {
             times.sort();
             let p50 = ms(times[times.len() / 2]);
             let what = format!(
-                "admin API GET /api/requests{query}, {} requests stored ({} items a page)",
+                "admin API GET /api/requests{query}, {} requests {layout} ({} items a page)",
                 seeded.ok, items
             );
             let value = format!(
@@ -856,6 +868,46 @@ struct StorageFloor {
     storage: AzureStorage,
 }
 
+/// A row as intake writes it (the same columns and history), for `email` with `id`.
+fn bench_request(
+    id: RequestId,
+    email: EmailAddress,
+    status: RequestStatus,
+    now: time::OffsetDateTime,
+) -> SignupRequest {
+    SignupRequest {
+        id,
+        email,
+        display_name: DisplayName::parse("Bench Person").expect("a name"),
+        access: AccessKey::parse("partner-portal").expect("an access key"),
+        company: FreeText::parse_line(Some("Contoso Ltd"), 200).expect("a company"),
+        justification: None,
+        status,
+        reason: None,
+        attempts: 0,
+        invited_user_id: None,
+        invitation_attempted_at: None,
+        graph_request_id: None,
+        created_at: now,
+        updated_at: now,
+        decided_by: None,
+        decided_at: None,
+        decide_by: None,
+        notified_at: None,
+        retried_by: None,
+        retried_at: None,
+        terms_version: None,
+        dry_run: true,
+        decision_reason: None,
+        // As intake writes it, so the floor's entity is the handler's size.
+        history: History::of_new(status, Actor::Partner, now),
+        language: Default::default(),
+        verification: None,
+        mail_owed: None,
+        share_reason: false,
+    }
+}
+
 impl StorageFloor {
     async fn new(connection: &str) -> Self {
         let account = StorageAccount::from_settings(|name| {
@@ -872,6 +924,28 @@ impl StorageFloor {
         floor
     }
 
+    /// The `i`-th of the list's rows, created at `at` (its id made then): a quarter waiting
+    /// for approval, over 200 domains, as the list phase's sign-ups.
+    async fn put_listed(&self, i: usize, at: time::OffsetDateTime) -> bool {
+        let (domain, status) = match i % 4 {
+            0 => (
+                format!("d{}.approve.example", i % 100),
+                RequestStatus::PendingApproval,
+            ),
+            _ => (
+                format!("d{}.bench.example", i % 100),
+                RequestStatus::Accepted,
+            ),
+        };
+        let email = EmailAddress::parse(&format!("listed-{i}@{domain}")).expect("an address");
+        let request = bench_request(RequestId::first_at(at), email, status, at);
+        let claim = AddressClaim {
+            request_id: request.id,
+            claimed_at: at,
+        };
+        self.storage.create(&request, &claim, None).await.is_ok()
+    }
+
     /// A row like the handler's for `user-floor-{tag}@d{i % 1000}.floor.bench.example`.
     async fn put(&self, tag: &str, i: usize) -> bool {
         let now = time::OffsetDateTime::now_utc();
@@ -880,37 +954,7 @@ impl StorageFloor {
             i % 1000
         ))
         .expect("an address");
-        let request = SignupRequest {
-            id: RequestId::new(),
-            email,
-            display_name: DisplayName::parse("Bench Person").expect("a name"),
-            access: AccessKey::parse("partner-portal").expect("an access key"),
-            company: FreeText::parse_line(Some("Contoso Ltd"), 200).expect("a company"),
-            justification: None,
-            status: RequestStatus::Accepted,
-            reason: None,
-            attempts: 0,
-            invited_user_id: None,
-            invitation_attempted_at: None,
-            graph_request_id: None,
-            created_at: now,
-            updated_at: now,
-            decided_by: None,
-            decided_at: None,
-            decide_by: None,
-            notified_at: None,
-            retried_by: None,
-            retried_at: None,
-            terms_version: None,
-            dry_run: true,
-            decision_reason: None,
-            // As intake writes it, so the floor's entity is the handler's size.
-            history: History::of_new(RequestStatus::Accepted, Actor::Partner, now),
-            language: Default::default(),
-            verification: None,
-            mail_owed: None,
-            share_reason: false,
-        };
+        let request = bench_request(RequestId::new(), email, RequestStatus::Accepted, now);
         let claim = AddressClaim {
             request_id: request.id,
             claimed_at: now,
