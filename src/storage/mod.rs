@@ -202,6 +202,10 @@ impl RequestQuery {
             && self.created_since.is_none_or(|t| request.created_at >= t)
             && before(self.updated_before, Some(request.updated_at))
             && before(self.decide_by_before, request.decide_by)
+            && before(
+                self.mail_owed_before,
+                request.mail_owed.as_ref().map(|owed| owed.since),
+            )
             && self.older_than.is_none_or(|id| request.id < id)
             && self.not_older_than.is_none_or(|id| request.id >= id)
     }
@@ -362,6 +366,7 @@ mod tests {
                 decide_by_before: Some(at("2026-12-05T00:00:00Z")),
                 older_than: Some(id("01KB0000000000000000000001")),
                 not_older_than: Some(id("01KB0000000000000000000000")),
+                ..Default::default()
             },
         ];
         for query in matching {
