@@ -748,6 +748,9 @@ impl StorageFloor {
             retried_by: None,
             retried_at: None,
             terms_version: None,
+            access_ends_at: None,
+            renewal_opens_at: None,
+            renewal_notice_at: None,
             dry_run: true,
             decision_reason: None,
             // As intake writes it, so the floor's entity is the handler's size.

@@ -16,6 +16,7 @@ use crate::{
     functions::{self, admin_api::AdminApi, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
+    lifecycle::{Lifecycle, NoMail},
     notify::ApprovalNotifier,
     policy::{Policy, PolicyError},
     problem::{ErrorCode, Problem},
@@ -54,6 +55,11 @@ pub enum StartupError {
 /// Rows Reconcile handles per category per run (one run every five minutes).
 const RECONCILE_BATCH: usize = 200;
 
+/// Requests Lifecycle notifies or ends per pass (once a day), and rows it reads for
+/// deletion per finished status per pass.
+const LIFECYCLE_BATCH: usize = 1_000;
+const RETENTION_BATCH: usize = 50_000;
+
 /// Time limit of one captcha verification (the partner is waiting).
 const CAPTCHA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -69,6 +75,7 @@ pub struct Application {
     worker: Arc<Worker>,
     admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
+    lifecycle: Arc<Lifecycle>,
     storage: AzureStorage,
     /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
     site: Arc<SiteBase>,
@@ -150,6 +157,17 @@ impl Application {
             requests: requests.clone(),
             dry_run: settings.dry_run,
         });
+        let lifecycle = Arc::new(Lifecycle {
+            policy: policy.clone(),
+            store: Arc::new(storage.clone()),
+            housekeeping: Arc::new(storage.clone()),
+            mode: mode.clone(),
+            notices: Arc::new(NoMail),
+            clock: clock.clone(),
+            retention: settings.retention,
+            batch: LIFECYCLE_BATCH,
+            retention_batch: RETENTION_BATCH,
+        });
         let worker = Arc::new(Worker {
             policy,
             store: Arc::new(storage.clone()),
@@ -170,6 +188,7 @@ impl Application {
                 resend_accepted_after: settings.stale_after,
                 batch: RECONCILE_BATCH,
             }),
+            lifecycle,
             admin: Arc::new(AdminApi { requests, auth }),
             storage,
             site: Arc::new(settings.site_url.clone()),
@@ -196,6 +215,7 @@ impl Application {
             self.worker,
             self.admin,
             self.reconciler,
+            self.lifecycle,
             self.site,
         ))
         .incoming(self.listener)
@@ -212,6 +232,7 @@ pub fn routes(
     worker: Arc<Worker>,
     admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
+    lifecycle: Arc<Lifecycle>,
     site: Arc<SiteBase>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
@@ -233,6 +254,8 @@ pub fn routes(
         .or(functions::approval::route(admin))
         .unify()
         .or(functions::reconcile::route(reconciler))
+        .unify()
+        .or(functions::lifecycle::route(lifecycle))
         .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()

@@ -36,6 +36,8 @@
 //! - [`requests`]: operations on existing rows shared by intake, approvals, [`reconcile`]
 //!   and the command line (enqueue, decide, retry a failed request, expire, notify through
 //!   [`notify`]).
+//! - [`lifecycle`]: the daily `Lifecycle` timer: renewal notices, the end of access
+//!   (group removals, `Expired`), retention of finished requests (`SIGNUP_RETENTION_DAYS`).
 //! - [`site_config`]: the sign-up page's `config.json` (access options, terms, captcha site
 //!   key) generated from the policy, and its Content-Security-Policy;
 //!   `functions::html_redirect` answers the page's plain form posts with a 303 to its
@@ -63,6 +65,7 @@ pub mod functions;
 pub mod graph;
 pub mod intake;
 pub mod invocation;
+pub mod lifecycle;
 pub mod notify;
 pub mod policy;
 pub mod problem;

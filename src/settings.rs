@@ -10,6 +10,7 @@ use crate::{
     abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
     auth::{AdminAuthConfigError, AdminAuthSettings},
     graph::{GraphConfigError, GraphSettings},
+    lifecycle::DEFAULT_RETENTION_DAYS,
     site_base::{SITE_URL_SETTING, SiteBase},
     storage::{ConnectionError, StorageAccount},
     worker::DEFAULT_LEASE,
@@ -68,6 +69,10 @@ pub struct Settings {
     /// `Inviting` lease as stale. Production keeps the default; the fault suite shortens it
     /// so a run need not wait minutes for recovery.
     pub stale_after: time::Duration,
+    /// `SIGNUP_RETENTION_DAYS`, default [`DEFAULT_RETENTION_DAYS`] (365), 1–3650: how long
+    /// finished requests (`Denied`, `Failed`, `Expired`) and dead letters are kept before
+    /// the `Lifecycle` timer deletes them (PRIVACY.md).
+    pub retention: time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +170,13 @@ impl Settings {
                 DEFAULT_LEASE.whole_seconds(),
                 "a number of seconds from 5 to 3600",
             )?),
+            retention: time::Duration::days(bounded(
+                &lookup,
+                RETENTION_SETTING,
+                1..=3650,
+                i64::from(DEFAULT_RETENTION_DAYS),
+                "a number of days from 1 to 3650",
+            )?),
         })
     }
 }
@@ -209,6 +221,9 @@ fn captcha(
 }
 
 /// The setting naming the policy file.
+/// How long finished requests are kept, in days ([`Settings::retention`]).
+pub const RETENTION_SETTING: &str = "SIGNUP_RETENTION_DAYS";
+
 pub const POLICY_PATH_SETTING: &str = "SIGNUP_POLICY_PATH";
 /// The policy file when [`POLICY_PATH_SETTING`] is unset: in the working directory, the
 /// app root under the Functions host.
@@ -308,6 +323,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.stale_after, time::Duration::minutes(2));
         assert_eq!(s.stale_after, DEFAULT_LEASE);
+        assert_eq!(s.retention, time::Duration::days(365));
         assert!(
             s.admin_auth.is_none(),
             "the admin API is off unless configured"
@@ -349,6 +365,23 @@ mod tests {
             assert!(
                 error.starts_with("SIGNUP_WORKER_THREADS must be a number of threads from 1 to 64"),
                 "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_is_a_bounded_number_of_days() {
+        let storage = ("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+        let s = settings(&[storage, (RETENTION_SETTING, "30")]).unwrap();
+        assert_eq!(s.retention, time::Duration::days(30));
+        for bad in ["0", "3651", "-1", "a year", "30d"] {
+            let error = settings(&[storage, (RETENTION_SETTING, bad)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.starts_with("SIGNUP_RETENTION_DAYS must be a number of days from 1 to 3650"),
+                "{bad:?}: {error}"
             );
         }
     }

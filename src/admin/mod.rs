@@ -535,7 +535,23 @@ fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failur
                 policy.rules().len(),
                 policy.access_options().count()
             )
-            .map_err(io)
+            .map_err(io)?;
+            let options = policy.access_options().filter_map(|option| {
+                let expiry = option.expiry?;
+                Some(format!("accessOptions.{}: {expiry}", option.key))
+            });
+            let rules = policy.rules().iter().filter_map(|rule| {
+                let expiry = rule.expiry?;
+                Some(format!("rules[{}]: {expiry}", rule.index))
+            });
+            let expiring: Vec<String> = options.chain(rules).collect();
+            if expiring.is_empty() {
+                writeln!(out, "expiry: access never ends (no accessDays)").map_err(io)?;
+            }
+            for line in expiring {
+                writeln!(out, "expiry: {line}").map_err(io)?;
+            }
+            Ok(())
         }
         PolicyCommand::Explain { email, policy } => {
             let path = policy_path(policy);

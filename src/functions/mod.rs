@@ -12,14 +12,16 @@ pub(crate) mod body;
 pub mod html_redirect;
 pub mod invite_poison;
 pub mod invite_queue;
+pub mod lifecycle;
 mod queue_trigger;
 pub mod reconcile;
 pub mod request;
 pub mod requests;
 pub mod signup_http;
+mod timer_trigger;
 
 /// Every function folder the handler serves.
-pub const FUNCTIONS: [&str; 7] = [
+pub const FUNCTIONS: [&str; 8] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
@@ -27,4 +29,5 @@ pub const FUNCTIONS: [&str; 7] = [
     "Request",
     "Approval",
     "Reconcile",
+    "Lifecycle",
 ];

@@ -15,11 +15,15 @@ use azure_core::{Body, HttpClient, Request, Response};
 #[derive(Debug)]
 pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
+    /// Requests sent (each SDK retry counts), for benchmarks ([`super::AzureStorage::calls`]).
+    pub(crate) calls: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[async_trait]
 impl HttpClient for Transport {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<Response> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if request.url().path().ends_with("/$batch")
             && let Body::Bytes(body) = request.body()
             && let Ok(text) = std::str::from_utf8(body)

@@ -89,6 +89,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         trusted_proxy_hops: 1,
         site_url: Default::default(),
         stale_after: time::Duration::minutes(2),
+        retention: time::Duration::days(365),
     }
 }
 
@@ -108,6 +109,11 @@ pub const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
 /// A live (not dry-run) app whose Graph and Entra token endpoint are `graph`, a wiremock
 /// server, set through the same settings an operator uses.
 pub async fn spawn_live_app(graph: &wiremock::MockServer) -> TestApp {
+    spawn_live_app_with_policy(graph, &default_policy()).await
+}
+
+/// [`spawn_live_app`] with the policy given.
+pub async fn spawn_live_app_with_policy(graph: &wiremock::MockServer, policy: &str) -> TestApp {
     let lookup = |name: &str| match name {
         "GRAPH_BASE_URL" => Some(format!("{}/v1.0", graph.uri())),
         "AZURE_AUTHORITY_HOST" => Some(graph.uri()),
@@ -121,7 +127,7 @@ pub async fn spawn_live_app(graph: &wiremock::MockServer) -> TestApp {
     let graph = b2b_signup::graph::GraphSettings::from_lookup(lookup)
         .expect("valid Graph settings")
         .expect("a credential is configured");
-    spawn_app_with(&default_policy(), move |settings| {
+    spawn_app_with(policy, move |settings| {
         settings.dry_run = false;
         settings.graph = Some(graph);
     })

@@ -10,6 +10,7 @@ mod helpers;
 mod history;
 mod html_form;
 mod layout;
+mod lifecycle;
 mod logs;
 mod signup;
 mod startup;
