@@ -25,6 +25,7 @@ use crate::{
     settings::Settings,
     site_base::SiteBase,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
+    subjects::Subjects,
     worker::{Mode, Worker},
 };
 
@@ -76,6 +77,7 @@ pub struct Application {
     admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
     lifecycle: Arc<Lifecycle>,
+    subjects: Arc<Subjects>,
     storage: AzureStorage,
     /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
     site: Arc<SiteBase>,
@@ -168,6 +170,11 @@ impl Application {
             batch: LIFECYCLE_BATCH,
             retention_batch: RETENTION_BATCH,
         });
+        let subjects = Arc::new(Subjects {
+            store: Arc::new(storage.clone()),
+            housekeeping: Arc::new(storage.clone()),
+            clock: clock.clone(),
+        });
         let worker = Arc::new(Worker {
             policy,
             store: Arc::new(storage.clone()),
@@ -189,6 +196,7 @@ impl Application {
                 batch: RECONCILE_BATCH,
             }),
             lifecycle,
+            subjects,
             admin: Arc::new(AdminApi { requests, auth }),
             storage,
             site: Arc::new(settings.site_url.clone()),
@@ -214,8 +222,11 @@ impl Application {
             self.gate,
             self.worker,
             self.admin,
-            self.reconciler,
-            self.lifecycle,
+            Timers {
+                reconciler: self.reconciler,
+                lifecycle: self.lifecycle,
+            },
+            self.subjects,
             self.site,
         ))
         .incoming(self.listener)
@@ -225,14 +236,20 @@ impl Application {
     }
 }
 
+/// The timer functions' passes.
+pub struct Timers {
+    pub reconciler: Arc<Reconciler>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
 /// Every route of the handler, with the headers every answer carries.
 pub fn routes(
     intake: Arc<Intake>,
     gate: Arc<Gatekeeper>,
     worker: Arc<Worker>,
     admin: Arc<AdminApi>,
-    reconciler: Arc<Reconciler>,
-    lifecycle: Arc<Lifecycle>,
+    timers: Timers,
+    subjects: Arc<Subjects>,
     site: Arc<SiteBase>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
     // The host's readiness probe: any answer will do, at once.
@@ -251,11 +268,13 @@ pub fn routes(
         .unify()
         .or(functions::request::route(admin.clone()))
         .unify()
+        .or(functions::subjects::route(admin.clone(), subjects))
+        .unify()
         .or(functions::approval::route(admin))
         .unify()
-        .or(functions::reconcile::route(reconciler))
+        .or(functions::reconcile::route(timers.reconciler))
         .unify()
-        .or(functions::lifecycle::route(lifecycle))
+        .or(functions::lifecycle::route(timers.lifecycle))
         .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()

@@ -76,6 +76,7 @@ pub mod settings;
 pub mod site_base;
 pub mod site_config;
 pub mod storage;
+pub mod subjects;
 pub mod telemetry;
 pub mod worker;
 

@@ -18,10 +18,11 @@ pub mod reconcile;
 pub mod request;
 pub mod requests;
 pub mod signup_http;
+pub mod subjects;
 mod timer_trigger;
 
 /// Every function folder the handler serves.
-pub const FUNCTIONS: [&str; 8] = [
+pub const FUNCTIONS: [&str; 9] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
@@ -30,4 +31,5 @@ pub const FUNCTIONS: [&str; 8] = [
     "Approval",
     "Reconcile",
     "Lifecycle",
+    "Subjects",
 ];

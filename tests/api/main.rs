@@ -15,5 +15,6 @@ mod logs;
 mod signup;
 mod startup;
 mod storage;
+mod subjects;
 mod validation;
 mod worker;
