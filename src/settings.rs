@@ -170,13 +170,7 @@ impl Settings {
                 DEFAULT_LEASE.whole_seconds(),
                 "a number of seconds from 5 to 3600",
             )?),
-            retention: time::Duration::days(bounded(
-                &lookup,
-                RETENTION_SETTING,
-                1..=3650,
-                i64::from(DEFAULT_RETENTION_DAYS),
-                "a number of days from 1 to 3650",
-            )?),
+            retention: time::Duration::days(i64::from(retention_days(&lookup)?)),
         })
     }
 }
@@ -223,6 +217,18 @@ fn captcha(
 /// The setting naming the policy file.
 /// How long finished requests are kept, in days ([`Settings::retention`]).
 pub const RETENTION_SETTING: &str = "SIGNUP_RETENTION_DAYS";
+
+/// `SIGNUP_RETENTION_DAYS` (1–3650, default 365): read by the handler and by `site config`,
+/// which states it on the sign-up page.
+pub fn retention_days(lookup: &impl Fn(&str) -> Option<String>) -> Result<u32, SettingsError> {
+    bounded(
+        lookup,
+        RETENTION_SETTING,
+        1..=3650,
+        DEFAULT_RETENTION_DAYS,
+        "a number of days from 1 to 3650",
+    )
+}
 
 pub const POLICY_PATH_SETTING: &str = "SIGNUP_POLICY_PATH";
 /// The policy file when [`POLICY_PATH_SETTING`] is unset: in the working directory, the

@@ -9,9 +9,11 @@
 //! ```json
 //! {"accessOptions": [{"key": "partner-portal", "displayName": "Partner portal"}],
 //!  "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
-//!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"}}
+//!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"},
+//!  "retentionDays": 365}
 //! ```
-//! `terms` and `captcha` are `null` when there are none.
+//! `terms` and `captcha` are `null` when there are none; `retentionDays` is
+//! `SIGNUP_RETENTION_DAYS` (365 unless set), which the privacy notice states.
 
 use std::{
     io::Write,
@@ -69,6 +71,9 @@ pub enum SiteConfigError {
         CAPTCHA_PROVIDER_SETTING
     )]
     SiteKeyWithoutProvider,
+    /// `SIGNUP_RETENTION_DAYS` is not a number of days (the handler's own message).
+    #[error("{0}")]
+    Retention(String),
 }
 
 /// What `config.json` holds.
@@ -79,6 +84,8 @@ pub struct SiteConfig {
     pub access_options: Vec<AccessChoice>,
     pub terms: Option<TermsLink>,
     pub captcha: Option<CaptchaWidget>,
+    /// `SIGNUP_RETENTION_DAYS`: the page's privacy notice states it.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -144,6 +151,8 @@ impl SiteConfig {
                 url: terms.url.clone(),
             }),
             captcha,
+            retention_days: crate::settings::retention_days(&lookup)
+                .map_err(|e| SiteConfigError::Retention(e.to_string()))?,
         })
     }
 
@@ -326,8 +335,21 @@ mod tests {
                     {"key": "sales-extranet", "displayName": "Sales extranet"}
                 ],
                 "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
-                "captcha": null
+                "captcha": null,
+                "retentionDays": 365
             })
+        );
+        let config = SiteConfig::build(&policy, lookup(&[("SIGNUP_RETENTION_DAYS", "30")]));
+        assert_eq!(
+            config.unwrap().retention_days,
+            30,
+            "the setting the handler reads"
+        );
+        let bad = SiteConfig::build(&policy, lookup(&[("SIGNUP_RETENTION_DAYS", "forever")]));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .starts_with("SIGNUP_RETENTION_DAYS must be")
         );
         for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
             assert!(!json.contains(private), "{private} leaked: {json}");
