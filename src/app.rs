@@ -16,7 +16,7 @@ use crate::{
     functions::{self, admin_api::AdminApi, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
-    lifecycle::{Lifecycle, NoMail},
+    lifecycle::{Lifecycle, NoMail, RETENTION_BATCH},
     notify::ApprovalNotifier,
     policy::{Policy, PolicyError},
     problem::{ErrorCode, Problem},
@@ -56,10 +56,8 @@ pub enum StartupError {
 /// Rows Reconcile handles per category per run (one run every five minutes).
 const RECONCILE_BATCH: usize = 200;
 
-/// Requests Lifecycle notifies or ends per pass (once a day), and rows it reads for
-/// deletion per finished status per pass.
+/// Requests Lifecycle notifies or ends per pass (once a day).
 const LIFECYCLE_BATCH: usize = 1_000;
-const RETENTION_BATCH: usize = 50_000;
 
 /// Time limit of one captcha verification (the partner is waiting).
 const CAPTCHA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

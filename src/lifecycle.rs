@@ -48,6 +48,9 @@ use crate::{
 /// How long finished requests are kept unless `SIGNUP_RETENTION_DAYS` says otherwise.
 pub const DEFAULT_RETENTION_DAYS: u32 = 365;
 
+/// Rows retention reads for deletion per finished status per pass (the timer's).
+pub const RETENTION_BATCH: usize = 50_000;
+
 /// Statuses retention deletes: nothing will change such a request again. (Unverified
 /// requests whose proof of address expired belong here once that status exists.)
 pub const FINISHED: [RequestStatus; 3] = [

@@ -159,7 +159,7 @@ async fn delete_batched(
     entities: &[EntityRef],
 ) -> Result<Deleted, StoreError> {
     let mut sorted: Vec<&EntityRef> = entities.iter().collect();
-    sorted.sort_by(|a, b| a.partition.cmp(&b.partition));
+    sorted.sort_by(|a, b| (&a.partition, &a.row_key).cmp(&(&b.partition, &b.row_key)));
     let mut total = Deleted::default();
     for partition in sorted.chunk_by(|a, b| a.partition == b.partition) {
         for chunk in partition.chunks(MAX_BATCH) {

@@ -12,6 +12,14 @@
 use async_trait::async_trait;
 use azure_core::{Body, HttpClient, Request, Response};
 
+/// How an insert starts inside a `$batch` body: only batches holding one are rewritten.
+/// The SDK sets `Content-Length` (and signs it, with a shared key) before this transport
+/// runs, so a rewritten body is longer than its header says and the service reads it
+/// short: harmless for intake's two-operation transaction (only the closing delimiters
+/// are cut), fatal for the last operations of a large one. Delete-only batches
+/// (retention, erasure) are therefore sent exactly as the SDK wrote them.
+const INSERT_LINE: &str = "\nPOST ";
+
 #[derive(Debug)]
 pub(crate) struct Transport {
     pub(crate) http: reqwest::Client,
@@ -27,6 +35,7 @@ impl HttpClient for Transport {
         if request.url().path().ends_with("/$batch")
             && let Body::Bytes(body) = request.body()
             && let Ok(text) = std::str::from_utf8(body)
+            && text.contains(INSERT_LINE)
         {
             let mut batch = request.clone();
             batch.set_body(normalize_batch(text));

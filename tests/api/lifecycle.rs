@@ -424,3 +424,54 @@ async fn retention_deletes_old_finished_requests_with_their_claims_and_never_a_l
     let (repeat, _) = app.sign_up("accepted@contoso.com").await;
     assert_eq!(repeat, ids[4].2);
 }
+
+#[tokio::test]
+async fn retention_deletes_a_large_partition_in_transactions_of_at_most_100() {
+    use std::sync::Arc;
+
+    use b2b_signup::{
+        clock::Clock,
+        lifecycle::{Lifecycle, NoMail},
+        policy::Policy,
+        storage::{AzureStorage, RequestQuery, StorageAccount, azure::StorageTimeouts},
+        worker::Mode,
+    };
+
+    // 130 failed requests in one partition, a year and a day old.
+    let app = spawn_app_with_policy(&expiring_policy()).await;
+    let mut ids = Vec::new();
+    for i in 0..130 {
+        let (id, _) = app.sign_up(&format!("person{i}@contoso.com")).await;
+        app.set_status("contoso.com", &id, RequestStatus::Failed)
+            .await;
+        ids.push(id);
+    }
+    app.time.advance(Duration::days(366));
+    let account = StorageAccount::from_connection_string(&app.azurite.connection_string()).unwrap();
+    let storage = AzureStorage::new(&account, StorageTimeouts::default()).unwrap();
+    let time = app.time.clone();
+    let lifecycle = Lifecycle {
+        policy: Arc::new(Policy::from_json(&expiring_policy()).unwrap()),
+        store: Arc::new(storage.clone()),
+        housekeeping: Arc::new(storage.clone()),
+        mode: Mode::DryRun,
+        notices: Arc::new(NoMail),
+        clock: Clock::from_fn(move || time.now()),
+        retention: Duration::days(365),
+        batch: 1_000,
+        retention_batch: 50_000,
+    };
+
+    let report = lifecycle.run().await.unwrap();
+
+    assert_eq!((report.deleted_requests, report.deleted_claims), (130, 130));
+    assert_eq!(report.skipped, 0);
+    // 2 transactions for the rows and 2 for the claims (100 + 30 each), the queries and
+    // table creation: not one call per entity.
+    assert!(storage.calls() < 30, "{} storage calls", storage.calls());
+    let left = storage
+        .query(&RequestQuery::default(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(left.is_empty());
+}
