@@ -139,6 +139,8 @@ enum Stop {
     Refused(String),
     /// Graph throttled or failed: the pass stops removing.
     Transient(GraphError),
+    /// Storage failed: the pass fails (the next firing resumes).
+    Storage(StoreError),
 }
 
 impl Lifecycle {
@@ -215,6 +217,7 @@ impl Lifecycle {
                     report.failed += 1;
                     break;
                 }
+                Err(Stop::Storage(e)) => return Err(e),
             }
         }
         Ok(())
@@ -227,12 +230,7 @@ impl Lifecycle {
         report: &mut Report,
     ) -> Result<(), Stop> {
         let now = self.clock.now();
-        let storage = |e: StoreError| {
-            Stop::Transient(GraphError::Transient {
-                status: None,
-                request_id: Some(format!("storage: {e}")),
-            })
-        };
+        let storage = Stop::Storage;
         let groups: Vec<GroupId> = self
             .policy
             .access_option(&row.value.access)
@@ -271,7 +269,8 @@ impl Lifecycle {
                 }
                 format!("removed from groups {}", list(&remove))
             }
-            (_, None) | (Mode::DryRun, _) | (Mode::Live(_), Some(_)) => format!(
+            // A dry run, or a row of one (no guest was invited).
+            _ => format!(
                 "dry run: nothing sent to Graph; would remove from groups {}",
                 list(&remove)
             ),
