@@ -905,6 +905,9 @@ fn bench_request(
         verification: None,
         mail_owed: None,
         share_reason: false,
+        access_ends_at: None,
+        renewal_opens_at: None,
+        renewal_notice_at: None,
     }
 }
 

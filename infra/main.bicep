@@ -52,7 +52,7 @@ param customHandlerRuntimeVersion string = '1.0'
 ])
 param instanceMemoryMB int = 2048
 
-@description('Upper bound on instances of each function scale group (four here: http, InviteQueue, InvitePoison, Reconcile). 1 keeps invitations near Microsoft Graph\'s per-tenant limit (150 per 5 s): docs/DEPLOY.md, "Scale".')
+@description('Upper bound on instances of each function scale group (five here: http, InviteQueue, InvitePoison, Reconcile, Lifecycle). 1 keeps invitations near Microsoft Graph\'s per-tenant limit (150 per 5 s): docs/DEPLOY.md, "Scale".')
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 1

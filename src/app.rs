@@ -16,6 +16,7 @@ use crate::{
     functions::{self, admin_api::AdminApi, signup_http::Gatekeeper},
     graph::{GraphClient, GraphConfigError},
     intake::Intake,
+    lifecycle::{Lifecycle, MailedNotices, NoMail, RETENTION_BATCH},
     mail::{AcsMailer, MailConfigError},
     notify::ApprovalNotifier,
     outbox::Outbox,
@@ -26,6 +27,7 @@ use crate::{
     settings::Settings,
     site_base::SiteBase,
     storage::{AzureStorage, StoreError, azure::StorageTimeouts},
+    subjects::Subjects,
     verify::Verifier,
     worker::{Mode, Worker},
 };
@@ -70,6 +72,9 @@ pub enum StartupError {
 /// Rows Reconcile handles per category per run (one run every five minutes).
 const RECONCILE_BATCH: usize = 200;
 
+/// Requests Lifecycle notifies or ends per pass (once a day).
+const LIFECYCLE_BATCH: usize = 1_000;
+
 /// Time limit of one captcha verification (the partner is waiting).
 const CAPTCHA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -86,6 +91,8 @@ pub struct Application {
     admin: Arc<AdminApi>,
     reconciler: Arc<Reconciler>,
     verifier: Arc<Verifier>,
+    lifecycle: Arc<Lifecycle>,
+    subjects: Arc<Subjects>,
     storage: AzureStorage,
     /// Where plain HTML form posts are redirected (`SIGNUP_SITE_URL`).
     site: Arc<SiteBase>,
@@ -174,6 +181,29 @@ impl Application {
             requests: requests.clone(),
             policy: policy.clone(),
         });
+        let lifecycle = Arc::new(Lifecycle {
+            policy: policy.clone(),
+            store: Arc::new(storage.clone()),
+            housekeeping: Arc::new(storage.clone()),
+            mode: mode.clone(),
+            notices: match &outbox {
+                Some(outbox) => Arc::new(MailedNotices {
+                    mailer: outbox.mailer.clone(),
+                    org_name: outbox.org_name.clone(),
+                    site: outbox.site.clone(),
+                }),
+                None => Arc::new(NoMail),
+            },
+            clock: clock.clone(),
+            retention: settings.retention,
+            batch: LIFECYCLE_BATCH,
+            retention_batch: RETENTION_BATCH,
+        });
+        let subjects = Arc::new(Subjects {
+            store: Arc::new(storage.clone()),
+            housekeeping: Arc::new(storage.clone()),
+            clock: clock.clone(),
+        });
         let worker = Arc::new(Worker {
             outbox,
             policy,
@@ -195,6 +225,8 @@ impl Application {
                 resend_accepted_after: settings.stale_after,
                 batch: RECONCILE_BATCH,
             }),
+            lifecycle,
+            subjects,
             admin: Arc::new(AdminApi { requests, auth }),
             verifier,
             storage,
@@ -217,13 +249,19 @@ impl Application {
         });
         tracing::info!(address = %self.address, "handler listening");
         warp::serve(routes(
-            self.intake,
-            self.gate,
+            Partners {
+                intake: self.intake,
+                gate: self.gate,
+                site: self.site,
+                verifier: self.verifier,
+            },
             self.worker,
             self.admin,
-            self.reconciler,
-            self.site,
-            self.verifier,
+            Timers {
+                reconciler: self.reconciler,
+                lifecycle: self.lifecycle,
+            },
+            self.subjects,
         ))
         .incoming(self.listener)
         .graceful(shutdown)
@@ -271,16 +309,35 @@ fn outbox(
     })))
 }
 
+/// What partners call: the sign-up (behind its gate: captcha, rate limits) and the proof
+/// of address.
+pub struct Partners {
+    pub intake: Arc<Intake>,
+    pub gate: Arc<Gatekeeper>,
+    pub site: Arc<SiteBase>,
+    pub verifier: Arc<Verifier>,
+}
+
+/// The timer functions' passes.
+pub struct Timers {
+    pub reconciler: Arc<Reconciler>,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
 /// Every route of the handler, with the headers every answer carries.
 pub fn routes(
-    intake: Arc<Intake>,
-    gate: Arc<Gatekeeper>,
+    partners: Partners,
     worker: Arc<Worker>,
     admin: Arc<AdminApi>,
-    reconciler: Arc<Reconciler>,
-    site: Arc<SiteBase>,
-    verifier: Arc<Verifier>,
+    timers: Timers,
+    subjects: Arc<Subjects>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let Partners {
+        intake,
+        gate,
+        site,
+        verifier,
+    } = partners;
     // The host's readiness probe: any answer will do, at once.
     let probe = warp::path::end()
         .and(warp::get().or(warp::head()).unify())
@@ -299,9 +356,13 @@ pub fn routes(
         .unify()
         .or(functions::request::route(admin.clone()))
         .unify()
+        .or(functions::subjects::route(admin.clone(), subjects))
+        .unify()
         .or(functions::approval::route(admin))
         .unify()
-        .or(functions::reconcile::route(reconciler))
+        .or(functions::reconcile::route(timers.reconciler))
+        .unify()
+        .or(functions::lifecycle::route(timers.lifecycle))
         .unify()
         .recover(|rejection| async move { Ok::<_, Infallible>(rejected(rejection)) })
         .unify()

@@ -200,6 +200,9 @@ impl Intake {
                 retried_by: None,
                 retried_at: None,
                 terms_version: submission.terms_version.clone(),
+                access_ends_at: None,
+                renewal_opens_at: None,
+                renewal_notice_at: None,
                 dry_run: self.dry_run,
                 decision_reason: None,
                 // Written in the row itself, by the transaction below: no extra round trip.
@@ -269,7 +272,7 @@ impl Intake {
             .get(domain, &claim.value.request_id)
             .await?
         {
-            Some(request) if request.value.status.blocks_new_request() => {
+            Some(request) if request.value.blocks_new_request(self.now()) => {
                 Ok(Existing::Live(Box::new(request)))
             }
             Some(_) => Ok(Existing::Replaceable(claim.etag)),

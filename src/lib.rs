@@ -42,6 +42,8 @@
 //! - [`requests`]: operations on existing rows shared by intake, approvals, [`reconcile`]
 //!   and the command line (enqueue, decide, retry a failed request, expire, notify through
 //!   [`notify`]).
+//! - [`lifecycle`]: the daily `Lifecycle` timer: renewal notices, the end of access
+//!   (group removals, `Expired`), retention of finished requests (`SIGNUP_RETENTION_DAYS`).
 //! - [`site_config`]: the sign-up page's `config.json` (access options, terms, captcha site
 //!   key) generated from the policy, and its Content-Security-Policy;
 //!   `functions::html_redirect` answers the page's plain form posts with a 303 to its
@@ -69,6 +71,7 @@ pub mod functions;
 pub mod graph;
 pub mod intake;
 pub mod invocation;
+pub mod lifecycle;
 pub mod mail;
 pub mod notify;
 pub mod outbox;
@@ -81,6 +84,7 @@ pub mod settings;
 pub mod site_base;
 pub mod site_config;
 pub mod storage;
+pub mod subjects;
 pub mod telemetry;
 pub mod verify;
 pub mod worker;

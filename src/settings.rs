@@ -10,6 +10,7 @@ use crate::{
     abuse::{CaptchaProvider, CaptchaSettings, RateLimitSettings, Secret},
     auth::{AdminAuthConfigError, AdminAuthSettings},
     graph::{GraphConfigError, GraphSettings},
+    lifecycle::DEFAULT_RETENTION_DAYS,
     mail::{MailConfigError, MailOptions},
     site_base::{SITE_URL_SETTING, SiteBase},
     storage::{ConnectionError, StorageAccount},
@@ -72,6 +73,10 @@ pub struct Settings {
     /// Mail to partners and approvers (`SIGNUP_MAIL_*`, `SIGNUP_ORG_NAME`,
     /// `SIGNUP_VERIFY_HOURS`, `SIGNUP_APPROVER_EMAILS`; [`crate::mail`]).
     pub mail: MailOptions,
+    /// `SIGNUP_RETENTION_DAYS`, default [`DEFAULT_RETENTION_DAYS`] (365), 1–3650: how long
+    /// finished requests (`Denied`, `Failed`, `Expired`) and dead letters are kept before
+    /// the `Lifecycle` timer deletes them (PRIVACY.md).
+    pub retention: time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +177,7 @@ impl Settings {
                 "a number of seconds from 5 to 3600",
             )?),
             mail: MailOptions::from_lookup(&lookup)?,
+            retention: time::Duration::days(i64::from(retention_days(&lookup)?)),
         })
     }
 }
@@ -216,6 +222,21 @@ fn captcha(
 }
 
 /// The setting naming the policy file.
+/// How long finished requests are kept, in days ([`Settings::retention`]).
+pub const RETENTION_SETTING: &str = "SIGNUP_RETENTION_DAYS";
+
+/// `SIGNUP_RETENTION_DAYS` (1–3650, default 365): read by the handler and by `site config`,
+/// which states it on the sign-up page.
+pub fn retention_days(lookup: &impl Fn(&str) -> Option<String>) -> Result<u32, SettingsError> {
+    bounded(
+        lookup,
+        RETENTION_SETTING,
+        1..=3650,
+        DEFAULT_RETENTION_DAYS,
+        "a number of days from 1 to 3650",
+    )
+}
+
 pub const POLICY_PATH_SETTING: &str = "SIGNUP_POLICY_PATH";
 /// The policy file when [`POLICY_PATH_SETTING`] is unset: in the working directory, the
 /// app root under the Functions host.
@@ -315,6 +336,7 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.stale_after, time::Duration::minutes(2));
         assert_eq!(s.stale_after, DEFAULT_LEASE);
+        assert_eq!(s.retention, time::Duration::days(365));
         assert!(
             s.admin_auth.is_none(),
             "the admin API is off unless configured"
@@ -356,6 +378,23 @@ mod tests {
             assert!(
                 error.starts_with("SIGNUP_WORKER_THREADS must be a number of threads from 1 to 64"),
                 "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_is_a_bounded_number_of_days() {
+        let storage = ("AzureWebJobsStorage", "UseDevelopmentStorage=true");
+        let s = settings(&[storage, (RETENTION_SETTING, "30")]).unwrap();
+        assert_eq!(s.retention, time::Duration::days(30));
+        for bad in ["0", "3651", "-1", "a year", "30d"] {
+            let error = settings(&[storage, (RETENTION_SETTING, bad)])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.starts_with("SIGNUP_RETENTION_DAYS must be a number of days from 1 to 3650"),
+                "{bad:?}: {error}"
             );
         }
     }

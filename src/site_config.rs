@@ -9,9 +9,11 @@
 //! ```json
 //! {"accessOptions": [{"key": "partner-portal", "displayName": "Partner portal"}],
 //!  "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
-//!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"}}
+//!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"},
+//!  "retentionDays": 365}
 //! ```
-//! `terms` and `captcha` are `null` when there are none.
+//! `terms` and `captcha` are `null` when there are none; `retentionDays` is
+//! `SIGNUP_RETENTION_DAYS` (365 unless set), which the privacy notice states.
 //!
 //! The admin console (`site/console/`) reads the same file's `console`: how it signs in
 //! (the console's app registration, a public client: its id is no secret) and what it asks
@@ -99,6 +101,9 @@ pub enum SiteConfigError {
     /// A console setting is missing or not usable; the message names it.
     #[error("the admin console: {0}")]
     Console(String),
+    /// `SIGNUP_RETENTION_DAYS` is not a number of days (the handler's own message).
+    #[error("{0}")]
+    Retention(String),
 }
 
 /// What `config.json` holds.
@@ -116,6 +121,8 @@ pub struct SiteConfig {
     /// Left out without a console client id (the console then says it is not set up).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console: Option<ConsoleSignIn>,
+    /// `SIGNUP_RETENTION_DAYS`: the page's privacy notice states it.
+    pub retention_days: u32,
 }
 
 /// How the admin console signs in and what it calls: all public (a public client's id,
@@ -276,6 +283,8 @@ impl SiteConfig {
                 url: terms.url.clone(),
             }),
             captcha,
+            retention_days: crate::settings::retention_days(&lookup)
+                .map_err(|e| SiteConfigError::Retention(e.to_string()))?,
         })
     }
 
@@ -477,8 +486,21 @@ mod tests {
                     {"key": "sales-extranet", "displayName": "Sales extranet"}
                 ],
                 "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
-                "captcha": null
+                "captcha": null,
+                "retentionDays": 365
             })
+        );
+        let config = SiteConfig::build(&policy, lookup(&[("SIGNUP_RETENTION_DAYS", "30")]));
+        assert_eq!(
+            config.unwrap().retention_days,
+            30,
+            "the setting the handler reads"
+        );
+        let bad = SiteConfig::build(&policy, lookup(&[("SIGNUP_RETENTION_DAYS", "forever")]));
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .starts_with("SIGNUP_RETENTION_DAYS must be")
         );
         for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
             assert!(!json.contains(private), "{private} leaked: {json}");

@@ -66,6 +66,9 @@ pub trait Directory: Send + Sync {
     /// The object id of an existing user with this address (`GET /users?$filter=…`), to
     /// tell whether an earlier, unanswered invitation went through.
     async fn find_guest(&self, email: &EmailAddress) -> Result<Option<UserId>, GraphError>;
+    /// `DELETE /groups/{id}/members/{userId}/$ref`, when access ends
+    /// ([`crate::lifecycle`]); a user who is not a member (404) is `Ok`.
+    async fn remove_member(&self, group_id: &GroupId, user_id: &UserId) -> Result<(), GraphError>;
 }
 
 #[async_trait]
@@ -82,6 +85,12 @@ impl Directory for GraphClient {
 
     async fn find_guest(&self, email: &EmailAddress) -> Result<Option<UserId>, GraphError> {
         GraphClient::find_user(self, email).await
+    }
+
+    async fn remove_member(&self, group_id: &GroupId, user_id: &UserId) -> Result<(), GraphError> {
+        GraphClient::remove_member(self, group_id, user_id)
+            .await
+            .map(drop)
     }
 }
 
@@ -301,7 +310,10 @@ impl Worker {
             let status = row.value.status;
             let lease_fresh = self.clock.now() - row.value.updated_at < self.lease;
             match status {
-                RequestStatus::Invited | RequestStatus::Failed | RequestStatus::Denied => {
+                RequestStatus::Invited
+                | RequestStatus::Failed
+                | RequestStatus::Denied
+                | RequestStatus::Expired => {
                     return Ok(Step::Done(format!("already {status}: nothing to do")));
                 }
                 RequestStatus::PendingApproval => {
@@ -406,6 +418,14 @@ impl Worker {
             }
         };
         let settings = decision.invitation();
+        // Written with `Invited` (by `end` below, or lost with it): the access the
+        // invitation grants ends this long after it, renewed or not (`crate::lifecycle`).
+        if let Some(expiry) = decision.expiry(&option) {
+            let (ends, opens) = expiry.schedule(self.clock.now());
+            row.value.access_ends_at = Some(ends);
+            row.value.renewal_opens_at = Some(opens);
+            row.value.renewal_notice_at = None;
+        }
         let directory = match &self.mode {
             Mode::Live(directory) => directory.clone(),
             Mode::DryRun => {

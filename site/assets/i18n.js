@@ -52,7 +52,9 @@ export const STRINGS = {
     sending: 'Sending your request…',
     'privacy.heading': 'Your information',
     'privacy.text':
-      'We keep what you enter here (your e-mail address, name, organisation, the access you chose and your reason) with the date of your request, to decide on it and to invite you as a guest in our Microsoft Entra ID directory. We use it for nothing else. How long it is kept is set by our organisation’s data retention rules; ask your contact to see or remove it.',
+      'We keep what you enter here (your e-mail address, name, organisation, the access you chose and your reason) with the date of your request, to decide on it and to invite you as a guest in our Microsoft Entra ID directory. We use it for nothing else. While your access lasts we keep it as the record of why you have it; ask your contact to see or remove it.',
+    'privacy.retention':
+      'A request that is refused, that fails, or whose access has ended is deleted with everything kept about it {days} days after its last change.',
     'result.queued': 'Thank you. Your request is accepted: you will receive an invitation by e-mail shortly.',
     'result.pending_approval':
       'Thank you. Your request is waiting for an administrator’s approval: you will receive an invitation by e-mail once it is approved.',
@@ -136,7 +138,9 @@ export const STRINGS = {
     sending: 'Envoi de votre demande…',
     'privacy.heading': 'Vos informations',
     'privacy.text':
-      'Nous conservons ce que vous saisissez ici (votre adresse e-mail, votre nom, votre organisation, l’accès choisi et votre motif) avec la date de votre demande, pour en décider et pour vous inviter comme invité dans notre annuaire Microsoft Entra ID. Nous ne les utilisons pour rien d’autre. Leur durée de conservation suit les règles de conservation des données de notre organisation ; demandez à votre contact pour les consulter ou les faire supprimer.',
+      'Nous conservons ce que vous saisissez ici (votre adresse e-mail, votre nom, votre organisation, l’accès choisi et votre motif) avec la date de votre demande, pour en décider et pour vous inviter comme invité dans notre annuaire Microsoft Entra ID. Nous ne les utilisons pour rien d’autre. Tant que votre accès dure, nous les gardons comme trace de la raison de cet accès ; demandez à votre contact pour les consulter ou les faire supprimer.',
+    'privacy.retention':
+      'Une demande refusée, qui échoue ou dont l’accès a pris fin est supprimée avec tout ce qui la concerne {days} jours après sa dernière modification.',
     'result.queued':
       'Merci. Votre demande est acceptée : vous allez recevoir une invitation par e-mail dans quelques instants.',
     'result.pending_approval':

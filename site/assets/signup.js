@@ -91,6 +91,12 @@ function applyConfig(config) {
       document.getElementById('terms-field').hidden = false;
     }
   }
+  const days = config.retentionDays;
+  if (Number.isInteger(days) && days > 0) {
+    const retention = document.getElementById('privacy-retention');
+    retention.textContent = t(lang, 'privacy.retention', { days });
+    retention.hidden = false;
+  }
   const captcha = config.captcha;
   const widget = captcha && CAPTCHA[captcha.provider];
   if (widget && typeof captcha.siteKey === 'string') {

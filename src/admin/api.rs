@@ -75,7 +75,8 @@ pub(super) async fn run(
     // `--by` would be a name nobody checks; the API records the token's identity instead.
     if let RequestsCommand::Approve { by: Some(_), .. }
     | RequestsCommand::Deny { by: Some(_), .. }
-    | RequestsCommand::Retry { by: Some(_), .. } = &command
+    | RequestsCommand::Retry { by: Some(_), .. }
+    | RequestsCommand::Erase { by: Some(_), .. } = &command
     {
         return Err(Failure::Usage(format!(
             "--by is refused with {API_URL_SETTING}: the API records who you are, from your sign-in"
@@ -114,6 +115,16 @@ pub(super) async fn run(
         RequestsCommand::Retry { .. } => Err(Failure::Usage(format!(
             "with {API_URL_SETTING}, retry takes one id (list --status Failed shows them)"
         ))),
+        RequestsCommand::Export {
+            email: Some(email), ..
+        } => {
+            let export: serde_json::Value = api.subject("export", email).await?;
+            super::subjects::write_json(out, &export)
+        }
+        RequestsCommand::Erase { email, .. } => {
+            let erased: crate::subjects::Erased = api.subject("erase", email).await?;
+            super::subjects::write_erased(out, &erased)
+        }
         RequestsCommand::Export { .. } | RequestsCommand::RestoreClaims => {
             Err(Failure::Usage(format!(
                 "this command reads storage: unset {API_URL_SETTING} and set AzureWebJobsStorage"
@@ -243,6 +254,18 @@ impl Api {
             visible::visible(&by, visible::Breaks::Escape)
         )
         .map_err(io)
+    }
+
+    /// `POST api/subjects/{action}` for `email`: the address goes in the body, never in a
+    /// URL (URLs reach logs).
+    async fn subject<T: serde::de::DeserializeOwned>(
+        &self,
+        action: &str,
+        email: String,
+    ) -> Result<T, Failure> {
+        let path = ["api".to_owned(), "subjects".to_owned(), action.to_owned()];
+        let body = serde_json::json!({ "email": email });
+        self.call(Method::POST, &path, Some(body)).await
     }
 
     async fn call<T: serde::de::DeserializeOwned>(

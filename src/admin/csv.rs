@@ -63,7 +63,7 @@ mod tests {
             "RequestId,Status,Email,DisplayName,Domain,Access,Company,Justification,Reason,\
              Attempts,InvitedUserId,GraphRequestId,CreatedAt,UpdatedAt,DecidedBy,DecidedAt,\
              DecideBy,NotifiedAt,DryRun,RetriedBy,RetriedAt,DecisionReason,History,\
-             HistoryDropped\r\n"
+             HistoryDropped,AccessEndsAt,RenewalNoticeAt\r\n"
         );
     }
 }

@@ -15,6 +15,7 @@
 
 mod api;
 mod csv;
+mod subjects;
 mod table;
 pub(crate) mod view;
 mod visible;
@@ -96,12 +97,26 @@ pub enum RequestsCommand {
         #[arg(long)]
         by: Option<String>,
     },
-    /// Export requests (oldest first) to standard output.
+    /// Export requests (oldest first) to standard output; with `--email`, everything
+    /// stored about that address as JSON (a data-subject access request, PRIVACY.md).
     Export {
         #[arg(long, value_enum, default_value_t = Format::Csv)]
         format: Format,
         #[command(flatten)]
         filter: Filter,
+        /// Everything stored about this address (requests with their history, the address
+        /// claim, dead letters), as JSON; not with the filters.
+        #[arg(long, conflicts_with_all = ["status", "domain", "since"])]
+        email: Option<String>,
+    },
+    /// Delete everything stored about an address (a data-subject erasure request,
+    /// PRIVACY.md); the log keeps a line without personal data.
+    Erase {
+        #[arg(long)]
+        email: String,
+        /// Who erases, for the log line (default: local:$USER; refused with the admin API).
+        #[arg(long)]
+        by: Option<String>,
     },
     /// Write the address claim of every live or successful request that has none. Run it
     /// once when upgrading from a version that kept claims in table SignupAddresses, before
@@ -218,8 +233,15 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
             retry(storage, id, &filter, by, now, out).await
         }
         RequestsCommand::Export {
+            email: Some(email), ..
+        } => subjects::export(storage, &email, out).await,
+        RequestsCommand::Erase { email, by } => {
+            subjects::erase(storage, &email, actor(by), out).await
+        }
+        RequestsCommand::Export {
             format: Format::Csv,
             filter,
+            email: None,
         } => {
             let mut rows = read(&storage, &filter, now).await?;
             rows.sort_by_key(|r| r.id);
@@ -536,7 +558,23 @@ fn run_policy(command: PolicyCommand, out: &mut impl Write) -> Result<(), Failur
                 policy.rules().len(),
                 policy.access_options().count()
             )
-            .map_err(io)
+            .map_err(io)?;
+            let options = policy.access_options().filter_map(|option| {
+                let expiry = option.expiry?;
+                Some(format!("accessOptions.{}: {expiry}", option.key))
+            });
+            let rules = policy.rules().iter().filter_map(|rule| {
+                let expiry = rule.expiry?;
+                Some(format!("rules[{}]: {expiry}", rule.index))
+            });
+            let expiring: Vec<String> = options.chain(rules).collect();
+            if expiring.is_empty() {
+                writeln!(out, "expiry: access never ends (no accessDays)").map_err(io)?;
+            }
+            for line in expiring {
+                writeln!(out, "expiry: {line}").map_err(io)?;
+            }
+            Ok(())
         }
         PolicyCommand::Explain { email, policy } => {
             let path = policy_path(policy);

@@ -39,6 +39,12 @@ pub(crate) struct View {
     history: Vec<EntryView>,
     /// Entries dropped between the first and the rest to keep the row within its size limit.
     history_dropped: u32,
+    /// When the guest's access ends (policy `accessDays`; `null`: it does not), and when
+    /// the renewal notice was handled. `default`: answers of versions before expiry.
+    #[serde(default)]
+    access_ends_at: Option<String>,
+    #[serde(default)]
+    renewal_notice_at: Option<String>,
     /// `true` for a row written before history existed: changes before its first entry
     /// (all of them, if it has none) were not recorded.
     #[serde(skip)]
@@ -79,7 +85,7 @@ type Column = (&'static str, fn(&View) -> String);
 /// Every column, in `show` and CSV order: each name written once, here (the CSV header of an
 /// export with no rows comes from this list too). New columns go at the end, so a
 /// spreadsheet or script reading the export by position keeps working.
-const COLUMNS: [Column; 24] = [
+const COLUMNS: [Column; 26] = [
     ("RequestId", |v| v.request_id.clone()),
     ("Status", |v| v.status.clone()),
     ("Email", |v| v.email.clone()),
@@ -108,6 +114,8 @@ const COLUMNS: [Column; 24] = [
         serde_json::to_string(&v.history).unwrap_or_default()
     }),
     ("HistoryDropped", |v| v.history_dropped.to_string()),
+    ("AccessEndsAt", |v| text(&v.access_ends_at)),
+    ("RenewalNoticeAt", |v| text(&v.renewal_notice_at)),
 ];
 
 /// An empty cell for a field never set.
@@ -140,6 +148,8 @@ impl View {
             retried_by: r.retried_by.as_ref().map(Decider::to_string),
             retried_at: r.retried_at.map(rfc3339),
             decision_reason: r.decision_reason.clone(),
+            access_ends_at: r.access_ends_at.map(rfc3339),
+            renewal_notice_at: r.renewal_notice_at.map(rfc3339),
             history: r.history.entries().iter().map(EntryView::of).collect(),
             history_dropped: r.history.dropped(),
             predates_history: r.history.predates_history(),
@@ -210,6 +220,8 @@ mod tests {
             decision_reason: Some("known partner".into()),
             history: Vec::new(),
             history_dropped: 0,
+            access_ends_at: None,
+            renewal_notice_at: None,
             predates_history: true,
         };
         let json = serde_json::to_value(&view).unwrap();

@@ -47,7 +47,8 @@ pub enum Actor {
     Worker,
     /// The `Reconcile` timer, sending a request whose message was lost again.
     Reconcile,
-    /// The product deciding by itself: a decision deadline that passed.
+    /// The product deciding by itself: a decision deadline that passed, access that ended
+    /// (the `Lifecycle` timer).
     System,
     /// An administrator approving, denying or retrying, as `DecidedBy` and `RetriedBy` name them.
     Administrator(Decider),
@@ -133,10 +134,23 @@ pub enum HistoryAction {
     /// The partner proved the address with the mailed link (`PendingVerification` →
     /// `Accepted` or `PendingApproval`, as the rule says).
     Verified,
+    /// The renewal notice went to the guest (`Invited`; [`crate::lifecycle`]).
+    RenewalNoticeSent,
+    /// The renewal notice was owed but not sent; the reason says why (no mail configured).
+    RenewalNoticeNotSent,
+    /// The guest was removed from the access option's groups at the end of its access;
+    /// the reason lists them (and those kept for a newer request).
+    RemovedFromGroups,
+    /// A removal from a group was refused by Graph; the reason has its code. Tried again
+    /// on the next pass.
+    RemovalFailed,
+    /// The access ended (`Expired`). Not [`HistoryAction::Expired`], which is a decision
+    /// deadline that passed.
+    AccessExpired,
 }
 
 impl HistoryAction {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 20] = [
         Self::Created,
         Self::Approved,
         Self::Denied,
@@ -152,6 +166,11 @@ impl HistoryAction {
         Self::Poisoned,
         Self::Retried,
         Self::Verified,
+        Self::RenewalNoticeSent,
+        Self::RenewalNoticeNotSent,
+        Self::RemovedFromGroups,
+        Self::RemovalFailed,
+        Self::AccessExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -171,6 +190,11 @@ impl HistoryAction {
             Self::Poisoned => "poisoned",
             Self::Retried => "retried",
             Self::Verified => "verified",
+            Self::RenewalNoticeSent => "renewal_notice_sent",
+            Self::RenewalNoticeNotSent => "renewal_notice_not_sent",
+            Self::RemovedFromGroups => "removed_from_groups",
+            Self::RemovalFailed => "removal_failed",
+            Self::AccessExpired => "access_expired",
         }
     }
 }

@@ -104,10 +104,13 @@ pub enum RequestStatus {
     Denied,
     /// Ended without an invitation; `Reason` says why.
     Failed,
+    /// Was `Invited`; its access (policy `accessDays`) ended and the guest was removed from
+    /// the access option's groups ([`crate::lifecycle`]). The guest user itself remains.
+    Expired,
 }
 
 impl RequestStatus {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::PendingVerification,
         Self::Accepted,
         Self::Queued,
@@ -116,6 +119,7 @@ impl RequestStatus {
         Self::Invited,
         Self::Denied,
         Self::Failed,
+        Self::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,13 +132,22 @@ impl RequestStatus {
             Self::Invited => "Invited",
             Self::Denied => "Denied",
             Self::Failed => "Failed",
+            Self::Expired => "Expired",
         }
     }
 
     /// Live or successful: a repeat sign-up for the same address is answered with this
-    /// request instead of starting another. After `Failed` or `Denied` a new one may start.
+    /// request instead of starting another. After `Failed`, `Denied` or `Expired` a new one
+    /// may start (and an `Invited` request inside its renewal window:
+    /// [`SignupRequest::blocks_new_request`]).
     pub fn blocks_new_request(self) -> bool {
-        !matches!(self, Self::Failed | Self::Denied)
+        !matches!(self, Self::Failed | Self::Denied | Self::Expired)
+    }
+
+    /// Finished for good: nothing will change the request again, so retention may delete
+    /// it once it is old enough ([`crate::lifecycle`]).
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Denied | Self::Failed | Self::Expired)
     }
 }
 
@@ -207,6 +220,15 @@ pub struct SignupRequest {
     pub terms_version: Option<String>,
     /// Whether the request was handled with `SIGNUP_DRY_RUN=true`.
     pub dry_run: bool,
+    /// When the guest's access ends (policy `accessDays`), set by the worker with
+    /// `Invited`; `None` when access does not expire.
+    pub access_ends_at: Option<OffsetDateTime>,
+    /// From when the renewal notice is owed and a new sign-up for the address may start
+    /// (`AccessEndsAt` − `renewBeforeDays`); set with [`SignupRequest::access_ends_at`].
+    pub renewal_opens_at: Option<OffsetDateTime>,
+    /// When the renewal notice was handled (sent, or recorded as not sent because no mail
+    /// is configured): it is handled once.
+    pub renewal_notice_at: Option<OffsetDateTime>,
     /// Every change of the request, stored in its row and written with the change.
     pub history: History,
     /// The language of the sign-up (`Language`): its mails and links follow it.
@@ -275,6 +297,15 @@ pub struct OwedMail {
 }
 
 impl SignupRequest {
+    /// Whether a new sign-up for the address must be answered with this request: its
+    /// status is live or successful, unless it is an `Invited` request whose renewal window
+    /// is open at `now` (renewing is signing up again).
+    pub fn blocks_new_request(&self, now: OffsetDateTime) -> bool {
+        let renewable = self.status == RequestStatus::Invited
+            && self.renewal_opens_at.is_some_and(|opens| opens <= now);
+        self.status.blocks_new_request() && !renewable
+    }
+
     /// Moves the request to `to` and records the change in its history: the one way a
     /// status changes, so no change goes unrecorded. `to` may equal the current status for
     /// a step inside it ([`HistoryAction::InvitationSent`]). Also the row's `UpdatedAt`
@@ -334,6 +365,9 @@ pub(crate) fn sample(address: &str) -> SignupRequest {
         verification: None,
         mail_owed: None,
         share_reason: false,
+        access_ends_at: None,
+        renewal_opens_at: None,
+        renewal_notice_at: None,
     }
 }
 

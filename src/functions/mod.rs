@@ -12,15 +12,18 @@ pub(crate) mod body;
 pub mod html_redirect;
 pub mod invite_poison;
 pub mod invite_queue;
+pub mod lifecycle;
 mod queue_trigger;
 pub mod reconcile;
 pub mod request;
 pub mod requests;
 pub mod signup_http;
+pub mod subjects;
+mod timer_trigger;
 pub mod verify;
 
 /// Every function folder the handler serves.
-pub const FUNCTIONS: [&str; 8] = [
+pub const FUNCTIONS: [&str; 10] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
@@ -29,4 +32,6 @@ pub const FUNCTIONS: [&str; 8] = [
     "Approval",
     "Reconcile",
     "Verify",
+    "Lifecycle",
+    "Subjects",
 ];

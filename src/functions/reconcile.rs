@@ -3,42 +3,15 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use warp::{Filter, reply::Reply};
+use warp::Filter;
 
-use crate::{
-    invocation::{InvocationResult, TimerFiring},
-    reconcile::Reconciler,
-};
+use crate::reconcile::Reconciler;
 
 pub fn route(
     reconciler: Arc<Reconciler>,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
-    warp::path!("Reconcile")
-        .and(warp::post())
-        .and(warp::body::content_length_limit(64 * 1024))
-        .and(warp::body::bytes())
-        .then(move |body: Bytes| {
-            let reconciler = reconciler.clone();
-            async move {
-                let result = match TimerFiring::parse(&body, "timer") {
-                    Err(e) => InvocationResult::Retry(e.to_string()),
-                    Ok(firing) => match reconciler.run().await {
-                        Ok(report) => {
-                            tracing::info!(
-                                past_due = firing.is_past_due,
-                                ?report,
-                                "reconcile pass done"
-                            );
-                            InvocationResult::Completed
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "reconcile pass failed");
-                            InvocationResult::Retry(format!("storage: {e}"))
-                        }
-                    },
-                };
-                result.into_response()
-            }
-        })
+    super::timer_trigger::route("Reconcile", "reconcile", move || {
+        let reconciler = reconciler.clone();
+        async move { reconciler.run().await }
+    })
 }

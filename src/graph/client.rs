@@ -12,8 +12,8 @@ use url::Url;
 use crate::domain::{EmailAddress, GroupId, UserId};
 
 use super::{
-    GraphConfigError, GraphError, GraphSettings, Invitation, Invited, Membership, TokenCache,
-    error_chain, token,
+    GraphConfigError, GraphError, GraphSettings, Invitation, Invited, Membership, Removal,
+    TokenCache, error_chain, token,
 };
 
 /// Inline waits for one call, at most; a call still throttled after them fails.
@@ -130,6 +130,36 @@ impl GraphClient {
             }) if message.to_lowercase().contains(ALREADY_MEMBER) => {
                 tracing::info!("already a member");
                 Ok(Membership::AlreadyMember)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Removes a user from a group: `DELETE /groups/{id}/members/{userId}/$ref`
+    /// (<https://learn.microsoft.com/graph/api/group-delete-members>, 204 No Content). Graph
+    /// answers 404 when the user is not a member (removed already, by a repeated pass or by
+    /// hand, or the group or the user is gone): that is [`Removal::NotMember`], a success.
+    #[tracing::instrument(name = "graph_remove_member", skip_all, fields(group_id = %group_id))]
+    pub async fn remove_member(
+        &self,
+        group_id: &GroupId,
+        user_id: &UserId,
+    ) -> Result<Removal, GraphError> {
+        let url = self.url(&[
+            "groups",
+            group_id.as_str(),
+            "members",
+            user_id.as_str(),
+            "$ref",
+        ]);
+        match self
+            .call("remove_member", reqwest::Method::DELETE, url, None::<&()>)
+            .await
+        {
+            Ok(_) => Ok(Removal::Removed),
+            Err(GraphError::Permanent { status: 404, .. }) => {
+                tracing::info!("not a member (already removed)");
+                Ok(Removal::NotMember)
             }
             Err(error) => Err(error),
         }

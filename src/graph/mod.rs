@@ -1,8 +1,9 @@
-//! Microsoft Graph: the two calls an invitation needs, a shared token, and errors sorted by
+//! Microsoft Graph: the calls an invitation (and its end) needs, a shared token, and errors sorted by
 //! how the caller reacts (retry later, or record a permanent failure).
 //!
 //! - `POST /invitations`: <https://learn.microsoft.com/graph/api/invitation-post>
 //! - `POST /groups/{id}/members/$ref`: <https://learn.microsoft.com/graph/api/group-post-members>
+//! - `DELETE /groups/{id}/members/{userId}/$ref`: <https://learn.microsoft.com/graph/api/group-delete-members>
 //! - throttling: <https://learn.microsoft.com/graph/throttling>
 //!
 //! [`GraphClient`] is cheap to clone; build one per process and share it.
@@ -76,6 +77,14 @@ pub enum Membership {
     Added,
     /// The user was in the group already (a repeated delivery, or added by hand).
     AlreadyMember,
+}
+
+/// The outcome of removing a member; both are success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// The user was not in the group (a repeated pass, removed by hand, or gone).
+    NotMember,
 }
 
 /// Why a Graph call did not succeed, grouped by what the caller does next.

@@ -209,6 +209,40 @@ pub fn denied(lang: Lang, org: &str, reference: &str, reason: Option<&str>) -> M
     }
 }
 
+/// "Your access ends on …": sent once, `renewBeforeDays` before the end; renewing is
+/// signing up again at `signup` (the page, in the partner's language).
+pub fn renewal(
+    lang: Lang,
+    org: &str,
+    reference: &str,
+    ends_at: OffsetDateTime,
+    signup: &str,
+) -> Message {
+    let end = day_and_time(ends_at);
+    match lang {
+        Lang::En => message(
+            format!("Your access to {org} ends on {end}"),
+            &[
+                Part::Para(format!(
+                    "The access you were given by {org} (reference {reference}) ends on {end}. To keep it, sign up again before then; the organisation's rules for your address apply again, including an administrator's approval where they ask for one."
+                )),
+                Part::Link(signup),
+                Part::Para("If you no longer need it, there is nothing to do.".to_owned()),
+            ],
+        ),
+        Lang::Fr => message(
+            format!("Votre accès à {org} prend fin le {end}"),
+            &[
+                Part::Para(format!(
+                    "L'accès que {org} vous a donné (référence {reference}) prend fin le {end}. Pour le garder, inscrivez-vous de nouveau avant cette date ; les règles de l'organisation pour votre adresse s'appliquent de nouveau, y compris l'approbation d'un administrateur lorsqu'elles la demandent."
+                )),
+                Part::Link(signup),
+                Part::Para("Si vous n'en avez plus besoin, vous n'avez rien à faire.".to_owned()),
+            ],
+        ),
+    }
+}
+
 /// To approvers: a request waits for a decision. Names the domain and the access asked
 /// for, never the person (administrators read the rest signed in).
 pub fn approver_pending(

@@ -16,6 +16,10 @@ const DEFAULT_REDIRECT_URL: &str = "https://myapps.microsoft.com";
 /// How long a request waits for an administrator unless the policy says otherwise.
 const DEFAULT_APPROVAL_TIMEOUT_DAYS: u32 = 14;
 const MAX_APPROVAL_TIMEOUT_DAYS: u32 = 365;
+/// When the renewal notice goes out unless `renewBeforeDays` says otherwise.
+const DEFAULT_RENEW_BEFORE_DAYS: u32 = 14;
+/// Longest `accessDays`: ten years (longer is "never", which is leaving it out).
+const MAX_ACCESS_DAYS: u32 = 3650;
 /// Graph limits `customizedMessageBody`; keep well inside what mail clients show.
 const MAX_MESSAGE_CHARS: usize = 2000;
 
@@ -60,6 +64,12 @@ struct TermsDocument {
 struct AccessOptionDocument {
     display_name: String,
     groups: Vec<String>,
+    #[serde(default)]
+    access_days: Option<u32>,
+    #[serde(default)]
+    renew_before_days: Option<u32>,
+    #[serde(default, rename = "$comment")]
+    _comment: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +89,10 @@ struct RuleDocument {
     message_language: Option<String>,
     #[serde(default)]
     approval_timeout_days: Option<u32>,
+    #[serde(default)]
+    access_days: Option<u32>,
+    #[serde(default)]
+    renew_before_days: Option<u32>,
     #[serde(default, rename = "$comment")]
     _comment: Option<serde::de::IgnoredAny>,
 }
@@ -144,6 +158,7 @@ impl PolicyDocument {
             access: default_access,
             invitation: base.clone(),
             approval_timeout: base_timeout,
+            expiry: None,
         };
 
         let mut index = DomainIndex::default();
@@ -224,6 +239,7 @@ fn validate_options(
                 "at least one Entra group object id is required",
             ));
         }
+        let expiry = validate_expiry(&place, option.access_days, option.renew_before_days)?;
         let mut groups = Vec::with_capacity(option.groups.len());
         for (g, text) in option.groups.iter().enumerate() {
             let group = GroupId::parse(text).ok_or_else(|| {
@@ -244,6 +260,7 @@ fn validate_options(
                 key,
                 display_name,
                 groups,
+                expiry,
             },
         );
     }
@@ -326,6 +343,13 @@ fn validate_rule(
         rule.approval_timeout_days,
     )?
     .unwrap_or(base_timeout);
+    let expiry = validate_expiry(place, rule.access_days, rule.renew_before_days)?;
+    if expiry.is_some() && action == Action::Deny {
+        return Err(invalid(
+            format!("{place}.accessDays"),
+            "has no meaning on a deny rule",
+        ));
+    }
     Ok(Rule {
         index,
         domains,
@@ -333,6 +357,7 @@ fn validate_rule(
         access,
         invitation,
         approval_timeout,
+        expiry,
     })
 }
 
@@ -406,4 +431,48 @@ fn validate_timeout(place: &str, days: Option<u32>) -> Result<Option<time::Durat
             format!("must be 1-{MAX_APPROVAL_TIMEOUT_DAYS} days"),
         )),
     }
+}
+
+/// `accessDays` (1-3650) and `renewBeforeDays` (0 to less than `accessDays`, default 14 or
+/// `accessDays - 1` when shorter) at `place` (a rule or an access option).
+fn validate_expiry(
+    place: &str,
+    access_days: Option<u32>,
+    renew_before_days: Option<u32>,
+) -> Result<Option<super::Expiry>, PolicyError> {
+    let access = match access_days {
+        None if renew_before_days.is_some() => {
+            return Err(invalid(
+                format!("{place}.renewBeforeDays"),
+                "has no meaning without accessDays",
+            ));
+        }
+        None => return Ok(None),
+        Some(days @ 1..=MAX_ACCESS_DAYS) => days,
+        Some(_) => {
+            return Err(invalid(
+                format!("{place}.accessDays"),
+                format!(
+                    "must be 1-{MAX_ACCESS_DAYS} days (leave it out for access that does not end)"
+                ),
+            ));
+        }
+    };
+    let renew_before = match renew_before_days {
+        None => DEFAULT_RENEW_BEFORE_DAYS.min(access - 1),
+        Some(days) if days < access => days,
+        Some(_) => {
+            return Err(invalid(
+                format!("{place}.renewBeforeDays"),
+                format!(
+                    "must be 0-{} days: less than accessDays ({access})",
+                    access - 1
+                ),
+            ));
+        }
+    };
+    Ok(Some(super::Expiry {
+        access: time::Duration::days(access.into()),
+        renew_before: time::Duration::days(renew_before.into()),
+    }))
 }

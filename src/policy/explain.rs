@@ -76,6 +76,10 @@ impl Policy {
                         option.display_name,
                         option.group_list()
                     ));
+                    lines.push(match decision.expiry(option) {
+                        Some(expiry) => format!("expiry:   {key}: {expiry}"),
+                        None => format!("expiry:   {key}: access does not end"),
+                    });
                 }
             }
             let invitation = decision.invitation();

@@ -35,6 +35,40 @@ pub struct AccessOption {
     pub display_name: String,
     /// The Entra groups it grants, each once, in the policy's order.
     pub groups: Vec<GroupId>,
+    /// How long the access lasts (`accessDays`); a rule's own setting wins.
+    pub expiry: Option<Expiry>,
+}
+
+/// Access that ends (`accessDays`, `renewBeforeDays` on a rule or an access option): the
+/// `Lifecycle` timer sends the renewal notice `renew_before` ahead, then removes the guest
+/// from the option's groups when `access` has elapsed since the invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub access: time::Duration,
+    /// Also when a new sign-up for the address may start (renewing is signing up again).
+    pub renew_before: time::Duration,
+}
+
+impl Expiry {
+    /// When access granted at `invited_at` ends, and when its renewal window opens.
+    pub fn schedule(
+        &self,
+        invited_at: time::OffsetDateTime,
+    ) -> (time::OffsetDateTime, time::OffsetDateTime) {
+        let ends = invited_at + self.access;
+        (ends, ends - self.renew_before)
+    }
+}
+
+impl std::fmt::Display for Expiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "access ends {} days after the invitation (renewal notice and sign-up again {} days before)",
+            self.access.whole_days(),
+            self.renew_before.whole_days()
+        )
+    }
 }
 
 impl AccessOption {
@@ -77,6 +111,8 @@ pub struct Rule {
     /// For `approve`: how long a request may wait for a decision before it is denied
     /// (`approvalTimeoutDays`, per rule or global; default 14 days).
     pub approval_timeout: time::Duration,
+    /// `accessDays`/`renewBeforeDays` on the rule: overrides the access option's.
+    pub expiry: Option<Expiry>,
 }
 
 /// A loaded, validated policy.
@@ -184,6 +220,12 @@ impl<'a> Decision<'a> {
 
     pub fn approval_timeout(&self) -> time::Duration {
         self.effective_rule().approval_timeout
+    }
+
+    /// When access through `option` ends: the rule's `accessDays` if it sets one (the rule
+    /// knows the partner), else the option's; `None`: it does not end.
+    pub fn expiry(&self, option: &AccessOption) -> Option<Expiry> {
+        self.effective_rule().expiry.or(option.expiry)
     }
 
     /// The access option a sign-up gets: the requested one if the rule allows it, the

@@ -265,3 +265,120 @@ fn terms_are_optional_and_validated() {
         ("2026-01", "https://contoso.example/terms")
     );
 }
+
+/// A policy whose `contoso.com` rule and `partner-portal` option carry `extra` fields.
+fn with_expiry(rule_extra: &str, option_extra: &str) -> Result<Policy, PolicyError> {
+    Policy::from_json(&format!(
+        r#"{{
+        "accessOptions": {{
+            "partner-portal": {{ "displayName": "Partner portal", "groups": ["{GROUP_A}"] {option_extra} }},
+            "sales-extranet": {{ "displayName": "Sales extranet", "groups": ["{GROUP_B}"] }}
+        }},
+        "rules": [
+            {{ "domains": ["contoso.com"], "action": "invite", "access": ["partner-portal", "sales-extranet"] {rule_extra} }},
+            {{ "domains": ["gmail.com"], "action": "deny" }}
+        ]
+    }}"#
+    ))
+}
+
+#[test]
+fn access_ends_as_the_rule_or_else_the_access_option_says() {
+    let days = |d: i64| time::Duration::days(d);
+    let contoso = crate::domain::EmailDomain::parse("contoso.com").unwrap();
+    let expiry_of = |policy: &Policy, option: &str| {
+        let option = policy.access_option(&key(option)).unwrap();
+        policy.decide(&contoso).expiry(option)
+    };
+
+    let policy = with_expiry("", r#", "accessDays": 90"#).unwrap();
+    assert_eq!(
+        expiry_of(&policy, "partner-portal"),
+        Some(Expiry {
+            access: days(90),
+            renew_before: days(14)
+        }),
+        "renewBeforeDays defaults to 14"
+    );
+    assert_eq!(
+        expiry_of(&policy, "sales-extranet"),
+        None,
+        "no accessDays: never ends"
+    );
+
+    let policy = with_expiry(
+        r#", "accessDays": 30, "renewBeforeDays": 7"#,
+        r#", "accessDays": 90"#,
+    )
+    .unwrap();
+    let rule = Some(Expiry {
+        access: days(30),
+        renew_before: days(7),
+    });
+    assert_eq!(expiry_of(&policy, "partner-portal"), rule, "the rule wins");
+    assert_eq!(expiry_of(&policy, "sales-extranet"), rule);
+
+    let policy = with_expiry(r#", "accessDays": 5"#, "").unwrap();
+    assert_eq!(
+        expiry_of(&policy, "partner-portal").unwrap().renew_before,
+        days(4),
+        "a short access renews from its day before last at the latest"
+    );
+    let text = policy
+        .explain(&crate::domain::EmailAddress::parse("ada@contoso.com").unwrap())
+        .to_string();
+    assert!(
+        text.contains("expiry:   partner-portal: access ends 5 days after the invitation"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_expiry_settings_name_their_place() {
+    let cases = [
+        (
+            "accessDays 0",
+            r#", "accessDays": 0"#,
+            "",
+            "rules[0].accessDays",
+        ),
+        (
+            "accessDays too long",
+            r#", "accessDays": 3651"#,
+            "",
+            "rules[0].accessDays",
+        ),
+        (
+            "renewal not before the end",
+            r#", "accessDays": 30, "renewBeforeDays": 30"#,
+            "",
+            "rules[0].renewBeforeDays",
+        ),
+        (
+            "renewal without an end",
+            r#", "renewBeforeDays": 7"#,
+            "",
+            "rules[0].renewBeforeDays",
+        ),
+        (
+            "on an access option",
+            "",
+            r#", "accessDays": 10, "renewBeforeDays": 12"#,
+            "accessOptions.partner-portal.renewBeforeDays",
+        ),
+    ];
+    for (what, rule, option, place) in cases {
+        match with_expiry(rule, option) {
+            Err(PolicyError::Invalid { place: got, .. }) => assert_eq!(got, place, "{what}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    let deny = Policy::from_json(&format!(
+        r#"{{ "accessOptions": {{ "p": {{ "displayName": "P", "groups": ["{GROUP_A}"] }} }},
+        "rules": [ {{ "domains": ["gmail.com"], "action": "deny", "accessDays": 30 }} ] }}"#
+    ));
+    assert!(
+        matches!(deny, Err(PolicyError::Invalid { ref place, .. }) if place == "rules[0].accessDays"),
+        "{deny:?}"
+    );
+}

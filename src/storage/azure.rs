@@ -51,18 +51,21 @@ impl Default for StorageTimeouts {
 #[derive(Clone)]
 pub struct AzureStorage {
     /// Request rows and address claims (see [`REQUESTS_TABLE`]).
-    requests: TableClient,
-    dead_letters: TableClient,
+    pub(super) requests: TableClient,
+    pub(super) dead_letters: TableClient,
     counters: TableClient,
     queue: QueueClient,
     /// Created-once markers; `OnceCell` retries initialisation after a failure.
     ready_tables: Arc<OnceCell<()>>,
     ready_queue: Arc<OnceCell<()>>,
+    /// Storage requests sent by these clients (see [`AzureStorage::calls`]).
+    calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AzureStorage {
     pub fn new(account: &StorageAccount, timeouts: StorageTimeouts) -> Result<Self, StoreError> {
-        let options = client_options(timeouts)?;
+        let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let options = client_options(timeouts, calls.clone())?;
         let credentials = webjobs_storage::credentials(&account.auth).map_err(unavailable)?;
         let tables =
             TableServiceClientBuilder::with_location(account.table_location(), credentials.clone())
@@ -79,7 +82,14 @@ impl AzureStorage {
             queue: queues.queue_client(INVITE_QUEUE),
             ready_tables: Arc::default(),
             ready_queue: Arc::default(),
+            calls,
         })
+    }
+
+    /// How many HTTP requests these clients have sent to storage (SDK retries included):
+    /// what a benchmark reports beside the time.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Creates the tables and the queue if missing. Called lazily; also useful right after
@@ -90,7 +100,7 @@ impl AzureStorage {
         Ok(())
     }
 
-    async fn tables(&self) -> Result<(), StoreError> {
+    pub(super) async fn tables(&self) -> Result<(), StoreError> {
         self.ready_tables
             .get_or_try_init(|| async {
                 for table in [&self.requests, &self.dead_letters, &self.counters] {
@@ -154,7 +164,10 @@ impl AzureStorage {
 }
 
 /// Client options with `timeouts` on every call; shared with the local host runner's queues.
-fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions, StoreError> {
+fn client_options(
+    timeouts: StorageTimeouts,
+    calls: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<ClientOptions, StoreError> {
     let http = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .timeout(timeouts.request)
@@ -162,7 +175,7 @@ fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions, StoreError
         .build()
         .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     Ok(
-        ClientOptions::new(TransportOptions::new(Arc::new(Transport { http }))).retry(
+        ClientOptions::new(TransportOptions::new(Arc::new(Transport { http, calls }))).retry(
             RetryOptions::exponential(
                 ExponentialRetryOptions::default()
                     .max_retries(timeouts.retries)
@@ -173,20 +186,20 @@ fn client_options(timeouts: StorageTimeouts) -> Result<ClientOptions, StoreError
     )
 }
 
-fn http_status(error: &azure_core::Error) -> Option<u16> {
+pub(super) fn http_status(error: &azure_core::Error) -> Option<u16> {
     match error.kind() {
         ErrorKind::HttpResponse { status, .. } => Some(u16::from(*status)),
         _ => None,
     }
 }
 
-fn unavailable(error: azure_core::Error) -> StoreError {
+pub(super) fn unavailable(error: azure_core::Error) -> StoreError {
     StoreError::Unavailable(Box::new(error))
 }
 
 /// 409 (exists) and 412 (ETag mismatch) mean someone else won; 404 on a conditional
 /// update means the entity is gone, which for a compare-and-swap is the same.
-fn write_error(error: azure_core::Error) -> StoreError {
+pub(super) fn write_error(error: azure_core::Error) -> StoreError {
     match http_status(&error) {
         Some(404 | 409 | 412) => StoreError::Conflict,
         _ => unavailable(error),

@@ -158,6 +158,14 @@ pub(super) struct RequestEntity {
     pub mail_owed_since: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub share_reason: bool,
+    /// Added with access expiry (`Lifecycle`), as the next two: rows without them never
+    /// expire, and versions before it ignore them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_ends_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_opens_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_notice_at: Option<String>,
     /// Present in query results (`odata=fullmetadata`), never written.
     #[serde(rename = "odata.etag", default, skip_serializing)]
     pub etag: Option<String>,
@@ -225,6 +233,9 @@ impl RequestEntity {
             mail_owed: request.mail_owed.map(|m| m.kind.as_str().to_owned()),
             mail_owed_since: request.mail_owed.map(|m| format_time(m.since)),
             share_reason: request.share_reason,
+            access_ends_at: request.access_ends_at.map(format_time),
+            renewal_opens_at: request.renewal_opens_at.map(format_time),
+            renewal_notice_at: request.renewal_notice_at.map(format_time),
             etag: None,
             date_types: BTreeMap::new(),
         }
@@ -247,6 +258,9 @@ impl RequestEntity {
             ("VerifiedAt", self.verified_at.is_some()),
             ("VerifyMailedAt", self.verify_mailed_at.is_some()),
             ("MailOwedSince", self.mail_owed_since.is_some()),
+            ("AccessEndsAt", self.access_ends_at.is_some()),
+            ("RenewalOpensAt", self.renewal_opens_at.is_some()),
+            ("RenewalNoticeAt", self.renewal_notice_at.is_some()),
         ];
         self.date_types = present
             .into_iter()
@@ -324,6 +338,12 @@ impl RequestEntity {
             terms_version: self.terms_version,
             dry_run: self.dry_run,
             decision_reason: self.decision_reason,
+            access_ends_at: optional_time_of("AccessEndsAt", self.access_ends_at.as_deref())?,
+            renewal_opens_at: optional_time_of("RenewalOpensAt", self.renewal_opens_at.as_deref())?,
+            renewal_notice_at: optional_time_of(
+                "RenewalNoticeAt",
+                self.renewal_notice_at.as_deref(),
+            )?,
             history: History::from_json(self.history.as_deref(), self.history_dropped).map_err(
                 |e| {
                     StoreError::Corrupt(format!(

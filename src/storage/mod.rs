@@ -8,6 +8,7 @@
 
 pub mod azure;
 mod entity;
+pub mod housekeeping;
 mod transport;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 use crate::domain::{EmailAddress, EmailDomain, RequestId, RequestStatus, SignupRequest};
 
 pub use azure::AzureStorage;
+pub use housekeeping::{Deleted, EntityRef, Housekeeping, StoredClaim, StoredDeadLetter};
 pub use webjobs_storage::{ConnectionError, StorageAccount, StorageAuth};
 
 /// Table of sign-up requests (PartitionKey = domain, RowKey = request id) and, in the same
@@ -138,6 +140,10 @@ pub struct RequestQuery {
     pub created_since: Option<OffsetDateTime>,
     pub updated_before: Option<OffsetDateTime>,
     pub decide_by_before: Option<OffsetDateTime>,
+    /// `AccessEndsAt` before this (rows without it never match): access that has ended.
+    pub access_ends_before: Option<OffsetDateTime>,
+    /// `RenewalOpensAt` before this: access in its renewal window (or past it).
+    pub renewal_opens_before: Option<OffsetDateTime>,
     /// Only requests older than this one: ids are ULIDs, whose text sorts by creation
     /// time, so this is the admin API's page boundary.
     pub older_than: Option<RequestId>,
@@ -166,6 +172,10 @@ impl RequestQuery {
                 .map(|t| format!("UpdatedAt lt {}", date(t))),
             self.decide_by_before
                 .map(|t| format!("DecideBy lt {}", date(t))),
+            self.access_ends_before
+                .map(|t| format!("AccessEndsAt lt {}", date(t))),
+            self.renewal_opens_before
+                .map(|t| format!("RenewalOpensAt lt {}", date(t))),
             self.older_than
                 .map(|id| format!("RowKey lt {}", quote(&id.to_string()))),
             self.not_older_than

@@ -90,6 +90,7 @@ pub fn settings_for(connection_string: &str, policy_path: PathBuf) -> Settings {
         site_url: Default::default(),
         stale_after: time::Duration::minutes(2),
         mail: Default::default(),
+        retention: time::Duration::days(365),
     }
 }
 
@@ -109,6 +110,20 @@ pub const TENANT: &str = "0f0e0d0c-0000-4000-8000-000000000001";
 /// A live (not dry-run) app whose Graph and Entra token endpoint are `graph`, a wiremock
 /// server, set through the same settings an operator uses.
 pub async fn spawn_live_app(graph: &wiremock::MockServer) -> TestApp {
+    spawn_live_app_with_policy(graph, &default_policy()).await
+}
+
+/// [`spawn_live_app`] with the policy given.
+pub async fn spawn_live_app_with_policy(graph: &wiremock::MockServer, policy: &str) -> TestApp {
+    spawn_live_app_with(graph, policy, |_| {}).await
+}
+
+/// As [`spawn_live_app_with_policy`], with more settings from `configure`.
+pub async fn spawn_live_app_with(
+    graph: &wiremock::MockServer,
+    policy: &str,
+    configure: impl FnOnce(&mut Settings) + Send + 'static,
+) -> TestApp {
     let lookup = |name: &str| match name {
         "GRAPH_BASE_URL" => Some(format!("{}/v1.0", graph.uri())),
         "AZURE_AUTHORITY_HOST" => Some(graph.uri()),
@@ -122,9 +137,10 @@ pub async fn spawn_live_app(graph: &wiremock::MockServer) -> TestApp {
     let graph = b2b_signup::graph::GraphSettings::from_lookup(lookup)
         .expect("valid Graph settings")
         .expect("a credential is configured");
-    spawn_app_with(&default_policy(), move |settings| {
+    spawn_app_with(policy, move |settings| {
         settings.dry_run = false;
         settings.graph = Some(graph);
+        configure(settings);
     })
     .await
 }

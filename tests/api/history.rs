@@ -149,7 +149,7 @@ async fn an_approver_s_reason_survives_the_worker_in_decision_reason_and_history
     let csv = stdout(&app.cli(&["requests", "export", "--format", "csv"]));
     let header = csv.lines().next().unwrap();
     assert!(
-        header.ends_with(",RetriedBy,RetriedAt,DecisionReason,History,HistoryDropped"),
+        header.ends_with(",RetriedBy,RetriedAt,DecisionReason,History,HistoryDropped,AccessEndsAt,RenewalNoticeAt"),
         "appended after the earlier columns: {header}"
     );
     assert!(csv.contains(",Known partner,\"[{"), "{csv}");

@@ -282,6 +282,10 @@ impl Directory for ScriptedDirectory {
             answers.remove(0)
         }
     }
+
+    async fn remove_member(&self, _: &GroupId, _: &UserId) -> Result<(), GraphError> {
+        panic!("the worker never removes a member: only Lifecycle does")
+    }
 }
 
 fn worker(app: &TestApp, directory: Arc<ScriptedDirectory>) -> Worker {

@@ -23,6 +23,7 @@
 
 mod cluster;
 mod graph;
+mod lifecycle;
 mod mail;
 
 use std::{

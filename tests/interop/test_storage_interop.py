@@ -17,11 +17,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, UpdateMode
 from azure.storage.queue import QueueClient
 from mock_entra import APPROVE
 
@@ -307,3 +307,58 @@ def test_history_and_decision_reason_read_back_as_json_and_text(
     assert as_datetime(history[1]["at"]) == as_datetime(row["DecidedAt"])
     assert "HistoryDropped" not in row  # written only once the bound drops entries
     assert len(messages_about(take_messages(signup_queue), request_id)) == 1
+
+
+def test_a_data_subject_export_matches_the_rows_and_erasure_leaves_nothing_the_sdk_can_read(
+    signup_app, entra, requests_table
+):
+    # Arrange: two requests of one address (the first failed, edited as an administrator
+    # would with the SDK, with an access end written as Edm.DateTime), and another partner
+    first = accepted_request_id(
+        post_json(signup_app, {"email": "Lise@contoso.com", "displayName": "Lise Meitner"}), "queued"
+    )
+    row = read_row(requests_table, "contoso.com", first)
+    row["Status"] = "Failed"
+    row["AccessEndsAt"] = datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    requests_table.update_entity(row, mode=UpdateMode.REPLACE)
+    second = accepted_request_id(
+        post_json(signup_app, {"email": "lise@contoso.com", "displayName": "Lise Meitner"}), "queued"
+    )
+    other = accepted_request_id(
+        post_json(signup_app, {"email": "otto@contoso.com", "displayName": "Otto Hahn"}), "queued"
+    )
+    token = entra.token("alice@contoso.com", "5f0c8e3a-1b2c-4d5e-8f90-0123456789ab", [APPROVE])
+    admin = {"Authorization": f"Bearer {token}"}
+    body = json.dumps({"email": "LISE@contoso.com"}).encode()
+
+    # Act: export
+    exported = post(signup_app, "/api/subjects/export", body, "application/json", admin)
+
+    # Assert: what the SDK reads is what the export says
+    assert exported.status == 200, str(exported)
+    export = exported.json()
+    assert [r["requestId"] for r in export["requests"]] == [first, second]
+    for item in export["requests"]:
+        stored = read_row(requests_table, "contoso.com", item["requestId"])
+        assert item["email"] == stored["Email"]
+        assert item["status"] == stored["Status"]
+        assert item["history"] == json.loads(stored["History"])
+    assert as_datetime(export["requests"][0]["accessEndsAt"]) == datetime(
+        2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc
+    )
+    claim = requests_table.get_entity(partition_key="contoso.com", row_key="address:lise")
+    assert export["addressClaim"]["requestId"] == claim["RequestId"] == second
+    assert other not in exported.body.decode()
+
+    # Act: erase
+    erased = post(signup_app, "/api/subjects/erase", body, "application/json", admin)
+
+    # Assert: nothing of the address is left for the SDK; the other partner is untouched
+    assert erased.status == 200, str(erased)
+    assert erased.json()["requests"] == 2
+    assert "lise" not in erased.body.decode().lower()
+    assert rows_for_email(requests_table, "contoso.com", "lise@contoso.com") == []
+    with pytest.raises(ResourceNotFoundError):
+        requests_table.get_entity(partition_key="contoso.com", row_key="address:lise")
+    assert read_row(requests_table, "contoso.com", other)["Email"] == "otto@contoso.com"
+    requests_table.get_entity(partition_key="contoso.com", row_key="address:otto")

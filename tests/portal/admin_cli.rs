@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use b2b_signup::domain::{Decider, RequestStatus};
+use b2b_signup::{
+    domain::{Decider, EmailDomain, RequestId, RequestStatus},
+    storage::RequestStore,
+};
 use serde_json::json;
 use test_support::{Azurite, funchost::TEST_HOST_JSON};
 
@@ -156,4 +159,52 @@ fn the_api_must_be_https_off_loopback() {
         &["requests", "list"],
     );
     assert_eq!(listed.status.code(), Some(2), "{:?}", text(&listed));
+}
+
+#[tokio::test]
+async fn the_command_line_exports_and_erases_an_address_through_the_api() {
+    let azurite = Azurite::start();
+    let portal = dev_portal(&azurite).await;
+    let api = portal.host.url("");
+    let authority = portal.host.url("/.dev-identity");
+    let id = portal.sign_up("grace@fabrikam.com").await;
+    let other = portal.sign_up("ada@fabrikam.com").await;
+    let run = |args: &[&str]| cli(&api, &authority, args);
+
+    let exported = run(&["requests", "export", "--email", "Grace@fabrikam.com"]);
+    let (out, err) = text(&exported);
+    assert!(exported.status.success(), "{err}\n{}", portal.host.output());
+    let export: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(export["requests"][0]["requestId"], id.as_str());
+    assert_eq!(export["addressClaim"]["requestId"], id.as_str());
+    assert!(!out.contains(&other));
+
+    let by = run(&[
+        "requests",
+        "erase",
+        "--email",
+        "grace@fabrikam.com",
+        "--by",
+        "ceo",
+    ]);
+    assert_eq!(by.status.code(), Some(2), "{:?}", text(&by));
+
+    let erased = run(&["requests", "erase", "--email", "grace@fabrikam.com"]);
+    let (out, err) = text(&erased);
+    assert!(erased.status.success(), "{err}");
+    assert!(out.starts_with("erased: 1 requests"), "{out}");
+    let row = |id: &str| {
+        let (domain, id) = (
+            EmailDomain::parse("fabrikam.com").unwrap(),
+            RequestId::parse(id).unwrap(),
+        );
+        let store = portal.store.clone();
+        async move { store.get(&domain, &id).await.unwrap() }
+    };
+    assert!(row(&id).await.is_none());
+    assert!(row(&other).await.is_some());
+    // The address went in the body: no log line of the host or the handler names it.
+    let logs = portal.host.output();
+    assert!(!logs.contains("grace@"), "{logs}");
+    assert!(logs.contains("data subject erased"), "{logs}");
 }

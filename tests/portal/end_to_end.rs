@@ -33,7 +33,7 @@ const POLICY: &str = r#"{
         { "domains": ["fabrikam.com"], "action": "approve", "access": ["partner-portal"] }
     ]
 }"#;
-const FUNCTIONS: [&str; 7] = [
+const FUNCTIONS: [&str; 9] = [
     "SignupHttp",
     "InviteQueue",
     "InvitePoison",
@@ -41,6 +41,8 @@ const FUNCTIONS: [&str; 7] = [
     "Reconcile",
     "Requests",
     "Request",
+    "Lifecycle",
+    "Subjects",
 ];
 
 pub(crate) struct Portal {

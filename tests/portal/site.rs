@@ -110,6 +110,7 @@ fn site_config_writes_the_page_configuration_from_the_policy() {
                 "10000000-ffff-ffff-ffff-000000000001",
             ),
             ("SIGNUP_CAPTCHA_SECRET", "never-in-the-file"),
+            ("SIGNUP_RETENTION_DAYS", "90"),
         ],
     );
 
@@ -122,7 +123,8 @@ fn site_config_writes_the_page_configuration_from_the_policy() {
         serde_json::json!({
             "accessOptions": [{"key": "portal", "displayName": "Partner portal"}],
             "terms": {"version": "v3", "url": "https://contoso.example/terms"},
-            "captcha": {"provider": "hcaptcha", "siteKey": "10000000-ffff-ffff-ffff-000000000001"}
+            "captcha": {"provider": "hcaptcha", "siteKey": "10000000-ffff-ffff-ffff-000000000001"},
+            "retentionDays": 90
         })
     );
     assert!(!text.contains("hidden-partner") && !text.contains("never-in-the-file"));

@@ -79,6 +79,20 @@ test('the checked-in pages are up to date with their templates and the dictionar
   for (const code of ERROR_CODES) assert.ok(STRINGS.en[`error.${code}`], code);
 });
 
+test('the privacy notice states how long finished requests are kept, from the configuration', async () => {
+  // The portal's config.json comes from `b2b-signup site config` with SIGNUP_RETENTION_DAYS
+  // unset: the handler's default, 365 days.
+  const page = await newPage();
+  await openForm(page);
+  const retention = page.locator('#privacy-retention');
+  await retention.waitFor({ state: 'visible' });
+  assert.match(await retention.textContent(), /deleted with everything kept about it 365 days after its last change/);
+
+  await openForm(page, '/fr/');
+  await retention.waitFor({ state: 'visible' });
+  assert.match(await retention.textContent(), /supprimée .* 365 jours après/);
+});
+
 test('a valid sign-up shows the request id, and the request is invited (dry run)', async () => {
   const page = await newPage();
   await openForm(page);
