@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     clock::rfc3339,
-    domain::{Decider, HistoryEntry, SignupRequest},
+    domain::{Decider, SignupRequest},
 };
 
 /// Every recorded field, as text; the admin API answers with it, so the command line reads
@@ -52,28 +52,7 @@ pub(crate) struct View {
 }
 
 /// One history entry, as the row stores it: `{at, actor, action, from, to, reason}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct EntryView {
-    pub(super) at: String,
-    pub(super) actor: String,
-    pub(super) action: String,
-    pub(super) from: Option<String>,
-    pub(super) to: String,
-    pub(super) reason: Option<String>,
-}
-
-impl EntryView {
-    fn of(entry: &HistoryEntry) -> Self {
-        Self {
-            at: rfc3339(entry.at),
-            actor: entry.actor.to_string(),
-            action: entry.action.as_str().to_owned(),
-            from: entry.from.map(|status| status.as_str().to_owned()),
-            to: entry.to.as_str().to_owned(),
-            reason: entry.reason.clone(),
-        }
-    }
-}
+pub(super) type EntryView = crate::domain::StoredEntry;
 
 /// Columns that `show` prints as a section of their own ([`super::table::write_fields`])
 /// rather than as a `Name value` line.

@@ -252,19 +252,20 @@ pub enum HistoryError {
 }
 
 /// An entry as stored: the JSON object `{"at","actor","action","from","to","reason"}`, every
-/// value text (or `null`), so any table reader can show it.
-#[derive(Serialize, Deserialize)]
-struct StoredEntry {
-    at: String,
-    actor: String,
-    action: String,
-    from: Option<String>,
-    to: String,
-    reason: Option<String>,
+/// value text (or `null`), so any table reader can show it; the admin API and the command
+/// line show it so too.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredEntry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub reason: Option<String>,
 }
 
 impl StoredEntry {
-    fn of(entry: &HistoryEntry) -> Self {
+    pub fn of(entry: &HistoryEntry) -> Self {
         Self {
             at: rfc3339(entry.at),
             actor: entry.actor.to_string(),

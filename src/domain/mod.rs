@@ -19,7 +19,7 @@ pub use directory::{
 pub use email::{EmailAddress, EmailDomain, EmailError};
 pub use history::{
     Actor, History, HistoryAction, HistoryEntry, HistoryError, MAX_ACTOR_CHARS, MAX_ENTRIES,
-    MAX_REASON_CHARS, MAX_STORED_UNITS,
+    MAX_REASON_CHARS, MAX_STORED_UNITS, StoredEntry,
 };
 pub use lang::Lang;
 #[cfg(test)]
