@@ -16,7 +16,7 @@ use super::{
     Failure, Filter, RequestsCommand, io, status, view::View, visible, write_list, write_one,
 };
 use crate::{
-    domain::{AppId, RequestId},
+    domain::{AppId, RequestId, RequestStatus},
     graph::{self, GraphCredential, GraphSettings},
 };
 
@@ -102,19 +102,7 @@ pub(super) async fn run(
         RequestsCommand::Deny { id, reason, .. } => {
             api.decide(&id, "deny", Some(reason), out).await
         }
-        RequestsCommand::Retry {
-            id: Some(id),
-            filter:
-                Filter {
-                    status: None,
-                    domain: None,
-                    since: None,
-                },
-            ..
-        } => api.decide(&id, "retry", None, out).await,
-        RequestsCommand::Retry { .. } => Err(Failure::Usage(format!(
-            "with {API_URL_SETTING}, retry takes one id (list --status Failed shows them)"
-        ))),
+        RequestsCommand::Retry { id, filter, .. } => api.retry(id, &filter, out).await,
         RequestsCommand::Export {
             email: Some(email), ..
         } => {
@@ -254,6 +242,45 @@ impl Api {
             visible::visible(&by, visible::Breaks::Escape)
         )
         .map_err(io)
+    }
+
+    /// `requests retry`: one id, or every `Failed` request the filters select (listed
+    /// through the API, then retried one by one, as without it).
+    async fn retry(
+        &self,
+        id: Option<String>,
+        filter: &Filter,
+        out: &mut impl Write,
+    ) -> Result<(), Failure> {
+        let filtered = filter.status.is_some() || filter.domain.is_some() || filter.since.is_some();
+        match id {
+            Some(id) if !filtered => return self.decide(&id, "retry", None, out).await,
+            Some(_) => {
+                return Err(Failure::Usage(
+                    "retry takes an id or filters (--status Failed --since 1d), not both".into(),
+                ));
+            }
+            None if status(filter)? == Some(RequestStatus::Failed) => {}
+            None => {
+                return Err(Failure::Usage(
+                    "retry takes an id, or --status Failed (with --since, --domain) for a batch"
+                        .into(),
+                ));
+            }
+        }
+        let rows = self.list(filter, super::MAX_SCAN).await?;
+        if rows.is_empty() {
+            return writeln!(out, "no Failed requests match").map_err(io);
+        }
+        let mut refused = Vec::new();
+        for row in rows {
+            match self.decide(&row.request_id, "retry", None, out).await {
+                Ok(()) => {}
+                Err(Failure::Refused(why)) => refused.push(format!("{}: {why}", row.request_id)),
+                Err(e) => return Err(e),
+            }
+        }
+        super::not_retried(refused)
     }
 
     /// `POST api/subjects/{action}` for `email`: the address goes in the body, never in a

@@ -251,6 +251,19 @@ async fn run_requests(command: RequestsCommand, out: &mut impl Write) -> Result<
     }
 }
 
+/// A batch retry's end: exit 0 when every request was retried, else 1 naming those that
+/// were not.
+fn not_retried(mut refused: Vec<String>) -> Result<(), Failure> {
+    match refused.len() {
+        0 => Ok(()),
+        1 => Err(Failure::Refused(refused.remove(0))),
+        n => Err(Failure::Refused(format!(
+            "{n} not retried:\n{}",
+            refused.join("\n")
+        ))),
+    }
+}
+
 /// Claims moved from table SignupAddresses into SignupRequests; without this, a repeat
 /// sign-up for an address whose claim is still in the old table would start a second
 /// request. The claims are rebuilt from the rows (newest live request per address wins),
@@ -436,14 +449,7 @@ async fn retry(
         }
         .map_err(io)?;
     }
-    match refused.len() {
-        0 => Ok(()),
-        1 => Err(Failure::Refused(refused.remove(0))),
-        n => Err(Failure::Refused(format!(
-            "{n} not retried:\n{}",
-            refused.join("\n")
-        ))),
-    }
+    not_retried(refused)
 }
 
 async fn decide(

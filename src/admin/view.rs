@@ -13,7 +13,7 @@ use crate::{
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct View {
-    request_id: String,
+    pub(super) request_id: String,
     status: String,
     email: String,
     display_name: String,
