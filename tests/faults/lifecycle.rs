@@ -37,6 +37,7 @@ const GROUPS: [&str; 2] = [
 ];
 const GUESTS: usize = 40;
 const POLICY: &str = r#"{
+    "verifyEmail": false,
     "accessOptions": {
         "partner-portal": { "displayName": "Partner portal", "accessDays": 30,
             "groups": ["11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"] }
