@@ -10,10 +10,12 @@
 //! {"accessOptions": [{"key": "partner-portal", "displayName": "Partner portal"}],
 //!  "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
 //!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"},
-//!  "retentionDays": 365}
+//!  "retentionDays": 365, "verifyHours": 24}
 //! ```
 //! `terms` and `captcha` are `null` when there are none; `retentionDays` is
-//! `SIGNUP_RETENTION_DAYS` (365 unless set), which the privacy notice states.
+//! `SIGNUP_RETENTION_DAYS` (365 unless set), which the privacy notice states; `verifyHours`
+//! is `SIGNUP_VERIFY_HOURS` (24 unless set), how long the verification link works, which the
+//! thank-you text states.
 //!
 //! The admin console (`site/console/`) reads the same file's `console`: how it signs in
 //! (the console's app registration, a public client: its id is no secret) and what it asks
@@ -101,7 +103,8 @@ pub enum SiteConfigError {
     /// A console setting is missing or not usable; the message names it.
     #[error("the admin console: {0}")]
     Console(String),
-    /// `SIGNUP_RETENTION_DAYS` is not a number of days (the handler's own message).
+    /// `SIGNUP_RETENTION_DAYS` or `SIGNUP_VERIFY_HOURS` is not a number in range (the
+    /// handler's own message, which names the setting).
     #[error("{0}")]
     Retention(String),
 }
@@ -123,6 +126,8 @@ pub struct SiteConfig {
     pub console: Option<ConsoleSignIn>,
     /// `SIGNUP_RETENTION_DAYS`: the page's privacy notice states it.
     pub retention_days: u32,
+    /// `SIGNUP_VERIFY_HOURS`: the thank-you text says how long the verification link works.
+    pub verify_hours: u32,
 }
 
 /// How the admin console signs in and what it calls: all public (a public client's id,
@@ -284,6 +289,8 @@ impl SiteConfig {
             }),
             captcha,
             retention_days: crate::settings::retention_days(&lookup)
+                .map_err(|e| SiteConfigError::Retention(e.to_string()))?,
+            verify_hours: crate::mail::verify_hours(&lookup)
                 .map_err(|e| SiteConfigError::Retention(e.to_string()))?,
         })
     }
@@ -487,7 +494,8 @@ mod tests {
                 ],
                 "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
                 "captcha": null,
-                "retentionDays": 365
+                "retentionDays": 365,
+                "verifyHours": 24
             })
         );
         let config = SiteConfig::build(&policy, lookup(&[("SIGNUP_RETENTION_DAYS", "30")]));
@@ -501,6 +509,17 @@ mod tests {
             bad.unwrap_err()
                 .to_string()
                 .starts_with("SIGNUP_RETENTION_DAYS must be")
+        );
+        let config = SiteConfig::build(&policy, lookup(&[("SIGNUP_VERIFY_HOURS", "48")]));
+        assert_eq!(
+            config.unwrap().verify_hours,
+            48,
+            "the setting the mail reads"
+        );
+        let bad = SiteConfig::build(&policy, lookup(&[("SIGNUP_VERIFY_HOURS", "0")]));
+        assert_eq!(
+            bad.unwrap_err().to_string(),
+            "SIGNUP_VERIFY_HOURS must be a number of hours from 1 to 168, not \"0\""
         );
         for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
             assert!(!json.contains(private), "{private} leaked: {json}");

@@ -157,6 +157,24 @@ impl Default for MailOptions {
     }
 }
 
+/// `SIGNUP_VERIFY_HOURS`, default 24 (1–168): how long a verification link works. The mail
+/// and the page's `config.json` (`verifyHours`) both say it.
+pub fn verify_hours(lookup: &impl Fn(&str) -> Option<String>) -> Result<u32, MailConfigError> {
+    match lookup("SIGNUP_VERIFY_HOURS").filter(|v| !v.trim().is_empty()) {
+        None => Ok(crate::verify::DEFAULT_VALID_HOURS),
+        Some(text) => text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|h| (1..=168).contains(h))
+            .ok_or(MailConfigError::Invalid {
+                name: "SIGNUP_VERIFY_HOURS",
+                expected: "a number of hours from 1 to 168",
+                value: text,
+            }),
+    }
+}
+
 impl MailOptions {
     pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, MailConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
@@ -174,19 +192,7 @@ impl MailOptions {
         if service.is_some() && org_name.is_empty() {
             return Err(MailConfigError::Missing(ORG_NAME_SETTING));
         }
-        let verify_hours = match get("SIGNUP_VERIFY_HOURS") {
-            None => crate::verify::DEFAULT_VALID_HOURS,
-            Some(text) => text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|h| (1..=168).contains(h))
-                .ok_or(MailConfigError::Invalid {
-                    name: "SIGNUP_VERIFY_HOURS",
-                    expected: "a number of hours from 1 to 168",
-                    value: text,
-                })?,
-        };
+        let verify_hours = verify_hours(lookup)?;
         let approvers = match get("SIGNUP_APPROVER_EMAILS") {
             None => Vec::new(),
             Some(text) => text
