@@ -100,6 +100,9 @@ pub enum SiteConfigError {
         CAPTCHA_PROVIDER_SETTING
     )]
     SiteKeyWithoutProvider,
+    /// A branding setting is not usable; the message names it.
+    #[error(transparent)]
+    Branding(#[from] crate::branding::BrandingError),
     /// A console setting is missing or not usable; the message names it.
     #[error("the admin console: {0}")]
     Console(String),
@@ -117,6 +120,10 @@ pub struct SiteConfig {
     /// setting is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
+    /// `SIGNUP_LOGO_URL`, `SIGNUP_SUPPORT_CONTACT`, `SIGNUP_PRIVACY_URL` (`logoUrl`,
+    /// `support: {email|url}`, `privacyUrl`), each absent when unset.
+    #[serde(flatten)]
+    pub branding: crate::branding::Branding,
     /// Every access option, in key order (the policy keeps them by key).
     pub access_options: Vec<AccessChoice>,
     pub terms: Option<TermsLink>,
@@ -269,6 +276,7 @@ impl SiteConfig {
         let console = ConsoleSignIn::from_settings(&lookup)?;
         Ok(Self {
             console,
+            branding: crate::branding::Branding::from_lookup(&lookup)?,
             organization: lookup(crate::mail::ORG_NAME_SETTING)
                 .map(|name| name.trim().to_owned())
                 .filter(|name| {
@@ -329,13 +337,16 @@ pub fn run(command: SiteCommand) -> ExitCode {
     match command {
         SiteCommand::Config { policy, out } => write_config(policy, out),
         SiteCommand::Csp => {
-            match captcha_provider(|name| std::env::var(name).ok()).and_then(|captcha| {
-                let console = ConsoleSignIn::from_settings(|name| std::env::var(name).ok())?;
-                Ok((captcha, console))
+            let env = |name: &str| std::env::var(name).ok();
+            match captcha_provider(env).and_then(|captcha| {
+                let console = ConsoleSignIn::from_settings(env)?;
+                let branding = crate::branding::Branding::from_lookup(env)?;
+                Ok((captcha, console, branding))
             }) {
-                Ok((captcha, console)) => {
+                Ok((captcha, console, branding)) => {
                     let origins = console.map(|console| console.origins()).unwrap_or_default();
-                    println!("{}", content_security_policy(captcha, &origins));
+                    let policy = content_security_policy(captcha, &origins);
+                    println!("{}", with_logo(&policy, branding.logo_origin().as_deref()));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -433,6 +444,15 @@ pub fn content_security_policy(
     )
 }
 
+/// `policy` with `logo` (the logo's origin, when it is on another site) allowed to
+/// `img-src`, and to nothing else.
+pub fn with_logo(policy: &str, logo: Option<&str>) -> String {
+    match logo {
+        Some(origin) => policy.replacen("img-src 'self'", &format!("img-src 'self' {origin}"), 1),
+        None => policy.to_owned(),
+    }
+}
+
 /// Writes beside the target and renames, so a server never sends half a file.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
@@ -524,6 +544,51 @@ mod tests {
         for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
             assert!(!json.contains(private), "{private} leaked: {json}");
         }
+    }
+
+    #[test]
+    fn the_config_carries_the_branding_and_the_csp_allows_an_outside_logo_for_images_only() {
+        let policy = Policy::from_json(POLICY).unwrap();
+        let config = SiteConfig::build(
+            &policy,
+            lookup(&[
+                ("SIGNUP_LOGO_URL", "https://cdn.contoso.example/logo.svg"),
+                ("SIGNUP_SUPPORT_CONTACT", "help@contoso.example"),
+                ("SIGNUP_PRIVACY_URL", "/privacy.html"),
+            ]),
+        )
+        .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&config.to_json()).unwrap();
+        assert_eq!(value["logoUrl"], "https://cdn.contoso.example/logo.svg");
+        assert_eq!(
+            value["support"],
+            serde_json::json!({"email": "help@contoso.example"})
+        );
+        assert_eq!(value["privacyUrl"], "/privacy.html");
+        let csp = with_logo(
+            &content_security_policy(None, &[]),
+            config.branding.logo_origin().as_deref(),
+        );
+        assert!(
+            csp.contains("img-src 'self' https://cdn.contoso.example;"),
+            "{csp}"
+        );
+        assert_eq!(csp.matches("cdn.contoso.example").count(), 1, "{csp}");
+        assert_eq!(with_logo(&csp, None), csp);
+
+        let unset = SiteConfig::build(&policy, lookup(&[])).unwrap().to_json();
+        for key in ["logoUrl", "support", "privacyUrl"] {
+            assert!(!unset.contains(key), "absent when unset: {unset}");
+        }
+        let bad = SiteConfig::build(
+            &policy,
+            lookup(&[("SIGNUP_LOGO_URL", "http://x.example/l.png")]),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .starts_with("SIGNUP_LOGO_URL must be")
+        );
     }
 
     #[test]

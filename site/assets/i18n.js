@@ -64,6 +64,8 @@ export const STRINGS = {
     'result.pending_verification':
       'Thank you. Check your mail: we sent you a link to confirm your address. Nothing happens until you open it and press its button.',
     'page.inviter': 'You are asking {org} for guest access to its applications.',
+    'footer.support': 'Questions? Contact',
+    'footer.privacy': 'How we handle your information (privacy notice)',
     'result.address': 'Address: {address}',
     'next.heading': 'What happens next:',
     'next.pending_verification':
@@ -169,6 +171,8 @@ export const STRINGS = {
     'result.pending_verification':
       'Merci. Consultez votre messagerie : nous vous avons envoyé un lien pour confirmer votre adresse. Rien ne se passe tant que vous ne l’avez pas ouvert et n’avez pas appuyé sur son bouton.',
     'page.inviter': 'Vous demandez à {org} un accès invité à ses applications.',
+    'footer.support': 'Des questions ? Contactez',
+    'footer.privacy': 'Comment nous traitons vos informations (politique de confidentialité)',
     'result.address': 'Adresse : {address}',
     'next.heading': 'Et ensuite :',
     'next.pending_verification':

@@ -73,6 +73,7 @@ function applyConfig(config) {
     inviter.textContent = t(lang, 'page.inviter', { org: config.organization.trim() });
     inviter.hidden = false;
   }
+  applyBranding(config);
   const options = Array.isArray(config.accessOptions) ? config.accessOptions : [];
   if (options.length > 0) {
     const select = document.getElementById('access');
@@ -115,6 +116,46 @@ function applyConfig(config) {
     script.async = true;
     document.head.append(script);
     document.getElementById('captcha-field').hidden = false;
+  }
+}
+
+/** An https:// address or a path on this site (as `site config` checks), else null. */
+function siteLink(value) {
+  if (typeof value !== 'string' || !value) return null;
+  try {
+    const url = new URL(value, document.baseURI);
+    return url.protocol === 'https:' || url.origin === window.location.origin ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// SIGNUP_LOGO_URL (alt text: who invites), SIGNUP_SUPPORT_CONTACT, SIGNUP_PRIVACY_URL.
+function applyBranding(config) {
+  const logo = siteLink(config.logoUrl);
+  const org = typeof config.organization === 'string' ? config.organization.trim() : '';
+  if (logo && org) {
+    const img = document.getElementById('logo');
+    img.alt = org;
+    img.src = logo;
+    img.hidden = false;
+  }
+  const footer = document.getElementById('site-footer');
+  const support = config.support;
+  const email = typeof support?.email === 'string' && /^[^\s@]+@[^\s@]+$/.test(support.email) ? support.email : null;
+  const page = siteLink(support?.url);
+  if (email || page) {
+    const link = document.getElementById('support-link');
+    link.href = email ? `mailto:${email}` : page;
+    link.textContent = email || page;
+    document.getElementById('support').hidden = false;
+    footer.hidden = false;
+  }
+  const privacy = siteLink(config.privacyUrl);
+  if (privacy) {
+    document.getElementById('privacy-link').href = privacy;
+    document.getElementById('privacy-notice').hidden = false;
+    footer.hidden = false;
   }
 }
 

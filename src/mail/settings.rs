@@ -144,6 +144,8 @@ pub struct MailOptions {
     /// `SIGNUP_APPROVER_EMAILS`: comma-separated addresses told about each request that
     /// waits for approval (beside or instead of `APPROVAL_WEBHOOK_URL`).
     pub approvers: Vec<EmailAddress>,
+    /// `SIGNUP_SUPPORT_CONTACT` and `SIGNUP_PRIVACY_URL` end every partner mail.
+    pub branding: crate::branding::Branding,
 }
 
 impl Default for MailOptions {
@@ -153,6 +155,7 @@ impl Default for MailOptions {
             org_name: String::new(),
             verify_hours: crate::verify::DEFAULT_VALID_HOURS,
             approvers: Vec::new(),
+            branding: crate::branding::Branding::default(),
         }
     }
 }
@@ -213,6 +216,13 @@ impl MailOptions {
             org_name,
             verify_hours,
             approvers,
+            branding: crate::branding::Branding::from_lookup(lookup).map_err(|e| {
+                MailConfigError::Invalid {
+                    name: e.name,
+                    expected: e.expected,
+                    value: e.value,
+                }
+            })?,
         })
     }
 }

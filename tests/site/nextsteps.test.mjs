@@ -18,7 +18,13 @@ import { STRINGS, forbiddenLocalCharacter, maskAddress, rateLimitedText, t, wait
 const ULID = /[0-9A-HJKMNP-TV-Z]{26}/;
 // Without terms, so the form also works without JavaScript; one sign-up per address a day.
 const { terms, ...POLICY } = TEST_POLICY;
-const ENV = { SIGNUP_RATE_LIMITS: 'ip=1000/1h,domain=1000/1h,address=1/1d', SIGNUP_ORG_NAME: 'Contoso Ltd' };
+const ENV = {
+  SIGNUP_RATE_LIMITS: 'ip=1000/1h,domain=1000/1h,address=1/1d',
+  SIGNUP_ORG_NAME: 'Contoso <Ltd>',
+  SIGNUP_LOGO_URL: '/assets/logo.svg',
+  SIGNUP_SUPPORT_CONTACT: 'partners@contoso.example',
+  SIGNUP_PRIVACY_URL: 'https://contoso.example/privacy',
+};
 
 let portal;
 let browser;
@@ -66,6 +72,27 @@ test('waits, masks and forbidden characters, as the pages say them', () => {
   assert.equal(forbiddenLocalCharacter('zoë@contoso.com'), 'ë');
   assert.equal(forbiddenLocalCharacter("o'neil.ada-x_y@contoso.com"), null);
   assert.equal(forbiddenLocalCharacter('ada lovelace@contoso'), null, 'not one address: another message');
+});
+
+test('the page shows the logo named for the organisation, the support contact and the privacy notice', async () => {
+  for (const lang of ['en', 'fr']) {
+    const page = await newPage();
+    await page.goto(`${portal.url}${lang === 'en' ? '/' : '/fr/'}`);
+    await page.locator('#site-footer').waitFor({ state: 'visible' });
+    const logo = page.locator('header #logo');
+    // Shown (no image file in the test's site: its alt text stands in).
+    assert.equal(await logo.evaluate((img) => img.hidden), false);
+    assert.equal(await logo.getAttribute('alt'), 'Contoso <Ltd>');
+    assert.equal(await logo.evaluate((img) => img.src), `${portal.url}/assets/logo.svg`);
+    assert.equal(await page.getAttribute('#support-link', 'href'), 'mailto:partners@contoso.example');
+    assert.equal(await page.textContent('#support-link'), 'partners@contoso.example');
+    assert.match(await page.textContent('#support'), new RegExp(`^${STRINGS[lang]['footer.support'].replace('?', '\\?')}`));
+    assert.equal(await page.getAttribute('#privacy-link', 'href'), 'https://contoso.example/privacy');
+    assert.equal(await page.textContent('#privacy-link'), STRINGS[lang]['footer.privacy']);
+    await page.context().close();
+  }
+  // A logo on the site itself needs nothing more than the page's own origin.
+  assert.match(portal.csp, /img-src 'self';/);
 });
 
 test('the thank-you text shows the masked address, the reference and what happens next, in English and French', async () => {
