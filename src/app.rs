@@ -302,6 +302,7 @@ fn outbox(
             .unwrap_or_else(|| site.to_owned()),
         verify_for: time::Duration::hours(i64::from(settings.mail.verify_hours)),
         approvers: settings.mail.approvers.clone(),
+        branding: settings.mail.branding.clone(),
         console_base: crate::notify::console_base(
             &settings.site_url,
             settings.public_base_url.as_deref(),

@@ -64,6 +64,7 @@ pub mod abuse;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod branding;
 pub mod cli;
 pub mod clock;
 pub mod domain;

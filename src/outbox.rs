@@ -39,6 +39,8 @@ pub struct Outbox {
     pub verify_for: Duration,
     /// `SIGNUP_APPROVER_EMAILS`: who gets the notice of a request waiting for approval.
     pub approvers: Vec<EmailAddress>,
+    /// The support contact and privacy notice that end every partner mail.
+    pub branding: crate::branding::Branding,
     /// The console's absolute address, when known ([`crate::notify::console_base`]).
     pub console_base: Option<String>,
 }
@@ -163,6 +165,7 @@ impl Outbox {
                     .filter(|_| request.share_reason),
             ),
         };
+        let message = templates::with_footer(message, lang, &self.branding, &self.site);
         Mail {
             to: request.email.clone(),
             subject: message.subject,

@@ -10,10 +10,12 @@
 //! {"accessOptions": [{"key": "partner-portal", "displayName": "Partner portal"}],
 //!  "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
 //!  "captcha": {"provider": "turnstile", "siteKey": "0x4AAA…"},
-//!  "retentionDays": 365}
+//!  "retentionDays": 365, "verifyHours": 24}
 //! ```
 //! `terms` and `captcha` are `null` when there are none; `retentionDays` is
-//! `SIGNUP_RETENTION_DAYS` (365 unless set), which the privacy notice states.
+//! `SIGNUP_RETENTION_DAYS` (365 unless set), which the privacy notice states; `verifyHours`
+//! is `SIGNUP_VERIFY_HOURS` (24 unless set), how long the verification link works, which the
+//! thank-you text states.
 //!
 //! The admin console (`site/console/`) reads the same file's `console`: how it signs in
 //! (the console's app registration, a public client: its id is no secret) and what it asks
@@ -98,10 +100,14 @@ pub enum SiteConfigError {
         CAPTCHA_PROVIDER_SETTING
     )]
     SiteKeyWithoutProvider,
+    /// A branding setting is not usable; the message names it.
+    #[error(transparent)]
+    Branding(#[from] crate::branding::BrandingError),
     /// A console setting is missing or not usable; the message names it.
     #[error("the admin console: {0}")]
     Console(String),
-    /// `SIGNUP_RETENTION_DAYS` is not a number of days (the handler's own message).
+    /// `SIGNUP_RETENTION_DAYS` or `SIGNUP_VERIFY_HOURS` is not a number in range (the
+    /// handler's own message, which names the setting).
     #[error("{0}")]
     Retention(String),
 }
@@ -114,6 +120,10 @@ pub struct SiteConfig {
     /// setting is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization: Option<String>,
+    /// `SIGNUP_LOGO_URL`, `SIGNUP_SUPPORT_CONTACT`, `SIGNUP_PRIVACY_URL` (`logoUrl`,
+    /// `support: {email|url}`, `privacyUrl`), each absent when unset.
+    #[serde(flatten)]
+    pub branding: crate::branding::Branding,
     /// Every access option, in key order (the policy keeps them by key).
     pub access_options: Vec<AccessChoice>,
     pub terms: Option<TermsLink>,
@@ -123,6 +133,8 @@ pub struct SiteConfig {
     pub console: Option<ConsoleSignIn>,
     /// `SIGNUP_RETENTION_DAYS`: the page's privacy notice states it.
     pub retention_days: u32,
+    /// `SIGNUP_VERIFY_HOURS`: the thank-you text says how long the verification link works.
+    pub verify_hours: u32,
 }
 
 /// How the admin console signs in and what it calls: all public (a public client's id,
@@ -264,6 +276,7 @@ impl SiteConfig {
         let console = ConsoleSignIn::from_settings(&lookup)?;
         Ok(Self {
             console,
+            branding: crate::branding::Branding::from_lookup(&lookup)?,
             organization: lookup(crate::mail::ORG_NAME_SETTING)
                 .map(|name| name.trim().to_owned())
                 .filter(|name| {
@@ -284,6 +297,8 @@ impl SiteConfig {
             }),
             captcha,
             retention_days: crate::settings::retention_days(&lookup)
+                .map_err(|e| SiteConfigError::Retention(e.to_string()))?,
+            verify_hours: crate::mail::verify_hours(&lookup)
                 .map_err(|e| SiteConfigError::Retention(e.to_string()))?,
         })
     }
@@ -322,13 +337,16 @@ pub fn run(command: SiteCommand) -> ExitCode {
     match command {
         SiteCommand::Config { policy, out } => write_config(policy, out),
         SiteCommand::Csp => {
-            match captcha_provider(|name| std::env::var(name).ok()).and_then(|captcha| {
-                let console = ConsoleSignIn::from_settings(|name| std::env::var(name).ok())?;
-                Ok((captcha, console))
+            let env = |name: &str| std::env::var(name).ok();
+            match captcha_provider(env).and_then(|captcha| {
+                let console = ConsoleSignIn::from_settings(env)?;
+                let branding = crate::branding::Branding::from_lookup(env)?;
+                Ok((captcha, console, branding))
             }) {
-                Ok((captcha, console)) => {
+                Ok((captcha, console, branding)) => {
                     let origins = console.map(|console| console.origins()).unwrap_or_default();
-                    println!("{}", content_security_policy(captcha, &origins));
+                    let policy = content_security_policy(captcha, &origins);
+                    println!("{}", with_logo(&policy, branding.logo_origin().as_deref()));
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -426,6 +444,15 @@ pub fn content_security_policy(
     )
 }
 
+/// `policy` with `logo` (the logo's origin, when it is on another site) allowed to
+/// `img-src`, and to nothing else.
+pub fn with_logo(policy: &str, logo: Option<&str>) -> String {
+    match logo {
+        Some(origin) => policy.replacen("img-src 'self'", &format!("img-src 'self' {origin}"), 1),
+        None => policy.to_owned(),
+    }
+}
+
 /// Writes beside the target and renames, so a server never sends half a file.
 fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
@@ -487,7 +514,8 @@ mod tests {
                 ],
                 "terms": {"version": "2026-01", "url": "https://contoso.example/terms"},
                 "captcha": null,
-                "retentionDays": 365
+                "retentionDays": 365,
+                "verifyHours": 24
             })
         );
         let config = SiteConfig::build(&policy, lookup(&[("SIGNUP_RETENTION_DAYS", "30")]));
@@ -502,9 +530,65 @@ mod tests {
                 .to_string()
                 .starts_with("SIGNUP_RETENTION_DAYS must be")
         );
+        let config = SiteConfig::build(&policy, lookup(&[("SIGNUP_VERIFY_HOURS", "48")]));
+        assert_eq!(
+            config.unwrap().verify_hours,
+            48,
+            "the setting the mail reads"
+        );
+        let bad = SiteConfig::build(&policy, lookup(&[("SIGNUP_VERIFY_HOURS", "0")]));
+        assert_eq!(
+            bad.unwrap_err().to_string(),
+            "SIGNUP_VERIFY_HOURS must be a number of hours from 1 to 168, not \"0\""
+        );
         for private in ["secret-partner", "1111", "2222", "invite", "deny"] {
             assert!(!json.contains(private), "{private} leaked: {json}");
         }
+    }
+
+    #[test]
+    fn the_config_carries_the_branding_and_the_csp_allows_an_outside_logo_for_images_only() {
+        let policy = Policy::from_json(POLICY).unwrap();
+        let config = SiteConfig::build(
+            &policy,
+            lookup(&[
+                ("SIGNUP_LOGO_URL", "https://cdn.contoso.example/logo.svg"),
+                ("SIGNUP_SUPPORT_CONTACT", "help@contoso.example"),
+                ("SIGNUP_PRIVACY_URL", "/privacy.html"),
+            ]),
+        )
+        .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&config.to_json()).unwrap();
+        assert_eq!(value["logoUrl"], "https://cdn.contoso.example/logo.svg");
+        assert_eq!(
+            value["support"],
+            serde_json::json!({"email": "help@contoso.example"})
+        );
+        assert_eq!(value["privacyUrl"], "/privacy.html");
+        let csp = with_logo(
+            &content_security_policy(None, &[]),
+            config.branding.logo_origin().as_deref(),
+        );
+        assert!(
+            csp.contains("img-src 'self' https://cdn.contoso.example;"),
+            "{csp}"
+        );
+        assert_eq!(csp.matches("cdn.contoso.example").count(), 1, "{csp}");
+        assert_eq!(with_logo(&csp, None), csp);
+
+        let unset = SiteConfig::build(&policy, lookup(&[])).unwrap().to_json();
+        for key in ["logoUrl", "support", "privacyUrl"] {
+            assert!(!unset.contains(key), "absent when unset: {unset}");
+        }
+        let bad = SiteConfig::build(
+            &policy,
+            lookup(&[("SIGNUP_LOGO_URL", "http://x.example/l.png")]),
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .starts_with("SIGNUP_LOGO_URL must be")
+        );
     }
 
     #[test]

@@ -64,6 +64,18 @@ export const STRINGS = {
     'result.pending_verification':
       'Thank you. Check your mail: we sent you a link to confirm your address. Nothing happens until you open it and press its button.',
     'page.inviter': 'You are asking {org} for guest access to its applications.',
+    'footer.support': 'Questions? Contact',
+    'footer.privacy': 'How we handle your information (privacy notice)',
+    'result.address': 'Address: {address}',
+    'next.heading': 'What happens next:',
+    'next.pending_verification':
+      'Open the link in that mail within {hours} hours and press its button. Look in your junk mail if it is not in your inbox.',
+    'next.pending_verification.nohours':
+      'Open the link in that mail and press its button; the mail says how long the link works. Look in your junk mail if it is not in your inbox.',
+    'next.queued':
+      'Your invitation comes from Microsoft by e-mail within minutes. Look in your junk mail if it is not in your inbox, then accept it to reach our applications.',
+    'next.pending_approval':
+      'An administrator decides on your request, usually before the deadline given in the mail we sent you. We tell you by e-mail either way; once approved, your invitation comes from Microsoft.',
     'verify.title': 'Confirm your address',
     'verify.heading': 'Confirm your e-mail address',
     'verify.intro': 'Press the button to confirm that the address you signed up with is yours.',
@@ -97,8 +109,16 @@ export const STRINGS = {
     'error.access_not_allowed':
       'The access you chose is not available to your organisation. Keep the default, or choose another.',
     'error.captcha_failed': 'The security check failed. Complete it again, then send the form.',
-    'error.rate_limited': 'Too many attempts. Please wait a minute, then try again.',
-    'error.rate_limited.seconds': 'Too many attempts. Please wait {seconds} seconds, then try again.',
+    'error.rate_limited': 'Too many attempts. Please wait a while, then try again later.',
+    'error.rate_limited.wait': 'Too many attempts. Please wait {wait}, then try again.',
+    'wait.moment': 'a few seconds',
+    'wait.seconds': 'about {n} seconds',
+    'wait.minute': 'about a minute',
+    'wait.minutes': 'about {n} minutes',
+    'wait.hour': 'about an hour',
+    'wait.hours': 'about {n} hours',
+    'error.invalid_email.character':
+      'The character “{char}” is not accepted before the @ (Microsoft Entra ID refuses it in a guest’s address): only letters, digits and . - _ \' are. Use your address without it, or another address.',
     'error.payload_too_large': 'The form is too long. Shorten your reason and try again.',
     'error.unsupported_media_type':
       'The form was sent in a format the service does not accept. Reload the page and try again.',
@@ -151,6 +171,18 @@ export const STRINGS = {
     'result.pending_verification':
       'Merci. Consultez votre messagerie : nous vous avons envoyé un lien pour confirmer votre adresse. Rien ne se passe tant que vous ne l’avez pas ouvert et n’avez pas appuyé sur son bouton.',
     'page.inviter': 'Vous demandez à {org} un accès invité à ses applications.',
+    'footer.support': 'Des questions ? Contactez',
+    'footer.privacy': 'Comment nous traitons vos informations (politique de confidentialité)',
+    'result.address': 'Adresse : {address}',
+    'next.heading': 'Et ensuite :',
+    'next.pending_verification':
+      'Ouvrez le lien de cet e-mail dans les {hours} heures et appuyez sur son bouton. Regardez dans vos courriers indésirables s’il n’est pas dans votre boîte de réception.',
+    'next.pending_verification.nohours':
+      'Ouvrez le lien de cet e-mail et appuyez sur son bouton ; l’e-mail indique combien de temps le lien fonctionne. Regardez dans vos courriers indésirables s’il n’est pas dans votre boîte de réception.',
+    'next.queued':
+      'Votre invitation vous parvient de Microsoft par e-mail d’ici quelques minutes. Regardez dans vos courriers indésirables si elle n’est pas dans votre boîte de réception, puis acceptez-la pour accéder à nos applications.',
+    'next.pending_approval':
+      'Un administrateur décide de votre demande, en général avant la date limite indiquée dans l’e-mail que nous vous avons envoyé. Nous vous prévenons par e-mail dans tous les cas ; une fois la demande approuvée, votre invitation vous parvient de Microsoft.',
     'verify.title': 'Confirmez votre adresse',
     'verify.heading': 'Confirmez votre adresse e-mail',
     'verify.intro': 'Appuyez sur le bouton pour confirmer que l’adresse utilisée pour votre inscription est bien la vôtre.',
@@ -184,8 +216,16 @@ export const STRINGS = {
     'error.access_not_allowed':
       'L’accès choisi n’est pas proposé à votre organisation. Gardez l’accès par défaut ou choisissez-en un autre.',
     'error.captcha_failed': 'Le contrôle de sécurité a échoué. Refaites-le, puis envoyez le formulaire.',
-    'error.rate_limited': 'Trop de tentatives. Patientez une minute, puis réessayez.',
-    'error.rate_limited.seconds': 'Trop de tentatives. Patientez {seconds} secondes, puis réessayez.',
+    'error.rate_limited': 'Trop de tentatives. Patientez un moment, puis réessayez plus tard.',
+    'error.rate_limited.wait': 'Trop de tentatives. Patientez {wait}, puis réessayez.',
+    'wait.moment': 'quelques secondes',
+    'wait.seconds': 'environ {n} secondes',
+    'wait.minute': 'environ une minute',
+    'wait.minutes': 'environ {n} minutes',
+    'wait.hour': 'environ une heure',
+    'wait.hours': 'environ {n} heures',
+    'error.invalid_email.character':
+      'Le caractère « {char} » n’est pas accepté avant le @ (Microsoft Entra ID le refuse dans l’adresse d’un invité) : seuls les lettres, les chiffres et . - _ \' le sont. Utilisez votre adresse sans ce caractère, ou une autre adresse.',
     'error.payload_too_large': 'Le formulaire est trop long. Raccourcissez votre motif et réessayez.',
     'error.unsupported_media_type':
       'Le formulaire a été envoyé dans un format que le service n’accepte pas. Rechargez la page et réessayez.',
@@ -206,4 +246,40 @@ export function t(lang, key, values = {}) {
   const table = STRINGS[lang] || STRINGS.en;
   const text = table[key] ?? STRINGS.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+/** A wait of `seconds` (a `Retry-After`) in human units: "about 50 minutes", "environ 2
+ * heures". Under 45 seconds in seconds, under 90 minutes in minutes, else in hours. */
+export function waitText(lang, seconds) {
+  if (seconds < 10) return t(lang, 'wait.moment');
+  if (seconds < 45) return t(lang, 'wait.seconds', { n: Math.round(seconds) });
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return minutes === 1 ? t(lang, 'wait.minute') : t(lang, 'wait.minutes', { n: minutes });
+  const hours = Math.round(seconds / 3600);
+  return hours === 1 ? t(lang, 'wait.hour') : t(lang, 'wait.hours', { n: hours });
+}
+
+/** The message for a 429 that said to wait `seconds`. */
+export function rateLimitedText(lang, seconds) {
+  return t(lang, 'error.rate_limited.wait', { wait: waitText(lang, seconds) });
+}
+
+/** The first character of an address's local part that the API (and Graph) refuse: letters,
+ * digits and . - _ ' only, ASCII (src/domain/email.rs). `null` when there is none, or
+ * when the address is not one address at all (spaces, commas: another message). */
+export function forbiddenLocalCharacter(address) {
+  const trimmed = address.trim();
+  const at = trimmed.lastIndexOf('@');
+  if (at < 0 || /[\s,]/.test(trimmed)) return null;
+  return [...trimmed.slice(0, at)].find((c) => c !== '@' && !/^[A-Za-z0-9._'-]$/.test(c)) ?? null;
+}
+
+/** `ada@contoso.com` as `a•••@contoso.com`: the first character of the local part and the
+ * domain, enough for a partner to spot a typo, too little to read an address off a screen.
+ * `null` for what is not one address. */
+export function maskAddress(address) {
+  const trimmed = address.trim();
+  const at = trimmed.lastIndexOf('@');
+  if (at < 1 || at === trimmed.length - 1) return null;
+  return `${[...trimmed][0]}•••${trimmed.slice(at)}`;
 }

@@ -1,7 +1,7 @@
 // thanks.html and error.html, with JavaScript: show the request id from
-// `thanks.html?id=…&status=…` and refine the message of `error.html?code=…&field=…`. Without
+// `thanks.html?id=…&status=…` and refine the message of `error.html?code=…&field=…&retry=…`. Without
 // this script the pages still show the outcome the URL's fragment names (CSS :target).
-import { t } from './i18n.js';
+import { rateLimitedText, t } from './i18n.js';
 
 const lang = document.documentElement.lang === 'fr' ? 'fr' : 'en';
 const params = new URLSearchParams(window.location.search);
@@ -32,6 +32,14 @@ if (note && field && FIELDS.includes(field)) {
     note.textContent = t(lang, 'error.field', { field: label.replace(/\s*\(.*\)$/, '') });
     note.hidden = false;
   }
+}
+
+// A 429 without JavaScript: the API's redirect carries its Retry-After as `retry` (seconds),
+// said here in human units as the form's script says it.
+const retry = Number.parseInt(params.get('retry') || '', 10);
+const limited = document.getElementById('rate_limited');
+if (limited && params.get('code') === 'rate_limited' && /^\d{1,7}$/.test(params.get('retry') || '') && retry > 0) {
+  limited.firstElementChild.textContent = rateLimitedText(lang, retry);
 }
 
 // The language switcher keeps the outcome.

@@ -3,7 +3,7 @@
 // script the same form posts urlencoded and the API answers with a 303 to thanks.html or
 // error.html. The access options, the terms and the captcha come from config.json, which
 // `b2b-signup site config` generates from the policy.
-import { ERROR_CODES, t } from './i18n.js';
+import { ERROR_CODES, forbiddenLocalCharacter, maskAddress, rateLimitedText, t } from './i18n.js';
 
 const FIELDS = ['email', 'displayName', 'company', 'justification', 'access', 'acceptTerms'];
 const CAPTCHA_FIELDS = ['captchaToken', 'cf-turnstile-response', 'h-captcha-response', 'g-recaptcha-response'];
@@ -20,6 +20,8 @@ const form = document.getElementById('signup');
 const status = document.getElementById('status');
 const button = form.querySelector('button[type="submit"]');
 let captchaProvider = null;
+// SIGNUP_VERIFY_HOURS from config.json: how long the verification link works.
+let verifyHours = null;
 
 function storeLanguage(value) {
   try {
@@ -71,6 +73,7 @@ function applyConfig(config) {
     inviter.textContent = t(lang, 'page.inviter', { org: config.organization.trim() });
     inviter.hidden = false;
   }
+  applyBranding(config);
   const options = Array.isArray(config.accessOptions) ? config.accessOptions : [];
   if (options.length > 0) {
     const select = document.getElementById('access');
@@ -91,6 +94,7 @@ function applyConfig(config) {
       document.getElementById('terms-field').hidden = false;
     }
   }
+  if (Number.isInteger(config.verifyHours) && config.verifyHours > 0) verifyHours = config.verifyHours;
   const days = config.retentionDays;
   if (Number.isInteger(days) && days > 0) {
     const retention = document.getElementById('privacy-retention');
@@ -112,6 +116,46 @@ function applyConfig(config) {
     script.async = true;
     document.head.append(script);
     document.getElementById('captcha-field').hidden = false;
+  }
+}
+
+/** An https:// address or a path on this site (as `site config` checks), else null. */
+function siteLink(value) {
+  if (typeof value !== 'string' || !value) return null;
+  try {
+    const url = new URL(value, document.baseURI);
+    return url.protocol === 'https:' || url.origin === window.location.origin ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// SIGNUP_LOGO_URL (alt text: who invites), SIGNUP_SUPPORT_CONTACT, SIGNUP_PRIVACY_URL.
+function applyBranding(config) {
+  const logo = siteLink(config.logoUrl);
+  const org = typeof config.organization === 'string' ? config.organization.trim() : '';
+  if (logo && org) {
+    const img = document.getElementById('logo');
+    img.alt = org;
+    img.src = logo;
+    img.hidden = false;
+  }
+  const footer = document.getElementById('site-footer');
+  const support = config.support;
+  const email = typeof support?.email === 'string' && /^[^\s@]+@[^\s@]+$/.test(support.email) ? support.email : null;
+  const page = siteLink(support?.url);
+  if (email || page) {
+    const link = document.getElementById('support-link');
+    link.href = email ? `mailto:${email}` : page;
+    link.textContent = email || page;
+    document.getElementById('support').hidden = false;
+    footer.hidden = false;
+  }
+  const privacy = siteLink(config.privacyUrl);
+  if (privacy) {
+    document.getElementById('privacy-link').href = privacy;
+    document.getElementById('privacy-notice').hidden = false;
+    footer.hidden = false;
   }
 }
 
@@ -156,7 +200,12 @@ function showFieldError(name, message) {
 }
 
 function messageFor(code, field, retryAfter) {
-  if (code === 'rate_limited' && retryAfter) return t(lang, 'error.rate_limited.seconds', { seconds: retryAfter });
+  if (code === 'rate_limited' && retryAfter) return rateLimitedText(lang, retryAfter);
+  if (code === 'invalid_email' && field === 'email') {
+    // The API names the rule; the page can name the character the partner typed.
+    const character = forbiddenLocalCharacter(document.getElementById('email').value);
+    if (character) return t(lang, 'error.invalid_email.character', { char: character });
+  }
   if (field && t(lang, `error.${code}.${field}`) !== `error.${code}.${field}`) return t(lang, `error.${code}.${field}`);
   if (CODES.has(code)) return t(lang, `error.${code}`);
   return t(lang, 'error.unknown');
@@ -189,6 +238,25 @@ function showProblem(code, field, retryAfter) {
   }
   showStatus('problem', [message]);
   status.focus();
+}
+
+/** The thank-you text: the outcome, the masked address, the reference, what happens next. */
+function successParagraphs(outcome, requestId, address) {
+  const known = ['queued', 'pending_approval', 'pending_verification'];
+  const state = known.includes(outcome) ? outcome : 'queued';
+  const next =
+    state === 'pending_verification' && verifyHours
+      ? t(lang, 'next.pending_verification', { hours: verifyHours })
+      : t(lang, state === 'pending_verification' ? 'next.pending_verification.nohours' : `next.${state}`);
+  const masked = maskAddress(address);
+  return [
+    t(lang, `result.${state}`),
+    ...(masked ? [t(lang, 'result.address', { address: masked })] : []),
+    `${t(lang, 'result.reference')} ${requestId}`,
+    t(lang, 'result.keep'),
+    t(lang, 'next.heading'),
+    next,
+  ];
 }
 
 function formBody() {
@@ -232,10 +300,10 @@ async function submit(event) {
       // not JSON (a proxy's error page): judged by the status below
     }
     if (response.status === 202 && answer && typeof answer.requestId === 'string') {
-      const keys = { pending_approval: 'result.pending_approval', pending_verification: 'result.pending_verification' };
-      const key = keys[answer.status] || 'result.queued';
+      // The address stays in this page's memory (never in a URL), shown partly masked.
+      const address = document.getElementById('email').value;
       form.hidden = true;
-      showStatus('success', [t(lang, key), `${t(lang, 'result.reference')} ${answer.requestId}`, t(lang, 'result.keep')]);
+      showStatus('success', successParagraphs(answer.status, answer.requestId, address));
       status.focus();
       return;
     }

@@ -1,7 +1,8 @@
 //! Plain HTML form posts to `POST /api/signup` (the sign-up page without JavaScript) are
 //! answered with `303 See Other` to one of the site's own pages, so the browser shows a page
 //! instead of JSON: `thanks.html?id=<requestId>&status=<queued|pending_approval>` or
-//! `error.html?code=<code>[&field=<field>]`, under `fr/` when the form's hidden `lang` field
+//! `error.html?code=<code>[&field=<field>][&retry=<seconds>]` (`retry`: the `Retry-After` of a
+//! 429 or 503, which the page says in human units), under `fr/` when the form's hidden `lang` field
 //! says French.
 //!
 //! A browser navigating after a form submission sends `Accept: text/html,…`; `fetch` sends
@@ -75,7 +76,13 @@ impl FormPost {
                 if let Some(field) = problem.field_name() {
                     query.append_pair("field", field);
                 }
-                ("error.html", code, problem.retry_after_seconds())
+                // The wait, so the page says it in human units as the script does from
+                // `Retry-After` (a browser shows a 303's target, never its headers).
+                let retry_after = problem.retry_after_seconds();
+                if let Some(seconds) = retry_after {
+                    query.append_pair("retry", &seconds.to_string());
+                }
+                ("error.html", code, retry_after)
             }
         };
         let location = format!(
@@ -215,7 +222,7 @@ mod tests {
         let response = en.redirect(&SiteBase::default(), &busy);
         assert_eq!(
             response.headers()["location"],
-            "/error.html?code=service_unavailable#service_unavailable"
+            "/error.html?code=service_unavailable&retry=30#service_unavailable"
         );
         assert_eq!(response.headers()["retry-after"], "30");
     }

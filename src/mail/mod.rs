@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 pub use acs::AcsMailer;
 pub use settings::{
     AccessKey, ENDPOINT_SETTING, MailConfigError, MailOptions, MailSettings, ORG_NAME_SETTING,
+    verify_hours,
 };
 
 use crate::domain::EmailAddress;

@@ -144,6 +144,8 @@ pub struct MailOptions {
     /// `SIGNUP_APPROVER_EMAILS`: comma-separated addresses told about each request that
     /// waits for approval (beside or instead of `APPROVAL_WEBHOOK_URL`).
     pub approvers: Vec<EmailAddress>,
+    /// `SIGNUP_SUPPORT_CONTACT` and `SIGNUP_PRIVACY_URL` end every partner mail.
+    pub branding: crate::branding::Branding,
 }
 
 impl Default for MailOptions {
@@ -153,7 +155,26 @@ impl Default for MailOptions {
             org_name: String::new(),
             verify_hours: crate::verify::DEFAULT_VALID_HOURS,
             approvers: Vec::new(),
+            branding: crate::branding::Branding::default(),
         }
+    }
+}
+
+/// `SIGNUP_VERIFY_HOURS`, default 24 (1–168): how long a verification link works. The mail
+/// and the page's `config.json` (`verifyHours`) both say it.
+pub fn verify_hours(lookup: &impl Fn(&str) -> Option<String>) -> Result<u32, MailConfigError> {
+    match lookup("SIGNUP_VERIFY_HOURS").filter(|v| !v.trim().is_empty()) {
+        None => Ok(crate::verify::DEFAULT_VALID_HOURS),
+        Some(text) => text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|h| (1..=168).contains(h))
+            .ok_or(MailConfigError::Invalid {
+                name: "SIGNUP_VERIFY_HOURS",
+                expected: "a number of hours from 1 to 168",
+                value: text,
+            }),
     }
 }
 
@@ -174,19 +195,7 @@ impl MailOptions {
         if service.is_some() && org_name.is_empty() {
             return Err(MailConfigError::Missing(ORG_NAME_SETTING));
         }
-        let verify_hours = match get("SIGNUP_VERIFY_HOURS") {
-            None => crate::verify::DEFAULT_VALID_HOURS,
-            Some(text) => text
-                .trim()
-                .parse()
-                .ok()
-                .filter(|h| (1..=168).contains(h))
-                .ok_or(MailConfigError::Invalid {
-                    name: "SIGNUP_VERIFY_HOURS",
-                    expected: "a number of hours from 1 to 168",
-                    value: text,
-                })?,
-        };
+        let verify_hours = verify_hours(lookup)?;
         let approvers = match get("SIGNUP_APPROVER_EMAILS") {
             None => Vec::new(),
             Some(text) => text
@@ -207,6 +216,13 @@ impl MailOptions {
             org_name,
             verify_hours,
             approvers,
+            branding: crate::branding::Branding::from_lookup(lookup).map_err(|e| {
+                MailConfigError::Invalid {
+                    name: e.name,
+                    expected: e.expected,
+                    value: e.value,
+                }
+            })?,
         })
     }
 }

@@ -52,6 +52,60 @@ fn message(subject: String, parts: &[Part<'_>]) -> Message {
     }
 }
 
+/// `message` ending with where to ask for help and the privacy notice
+/// ([`Branding`](crate::branding::Branding)), when set; `site` (the sign-up site's absolute
+/// address) makes a privacy path such as `/privacy.html` a link a mail can carry.
+pub fn with_footer(
+    message: Message,
+    lang: Lang,
+    branding: &crate::branding::Branding,
+    site: &str,
+) -> Message {
+    let privacy = branding.privacy_url.as_deref().and_then(|link| {
+        if link.starts_with('/') {
+            let base = url::Url::parse(site).ok()?;
+            base.join(link).ok().map(|url| url.to_string())
+        } else {
+            Some(link.to_owned())
+        }
+    });
+    let (ask, notice) = match lang {
+        Lang::En => ("Questions? Contact", "How we handle your information:"),
+        Lang::Fr => (
+            "Des questions ? Contactez",
+            "Comment nous traitons vos informations :",
+        ),
+    };
+    let mut text = Vec::new();
+    let mut html = Vec::new();
+    if let Some(support) = &branding.support {
+        text.push(format!("{ask} {}", support.text()));
+        html.push(format!(
+            "<p>{} <a href=\"{}\">{}</a></p>",
+            escape(ask),
+            escape(&support.href()),
+            escape(support.text())
+        ));
+    }
+    if let Some(link) = privacy {
+        text.push(format!("{notice} {link}"));
+        html.push(format!(
+            "<p>{} <a href=\"{1}\">{1}</a></p>",
+            escape(notice),
+            escape(&link)
+        ));
+    }
+    if text.is_empty() {
+        return message;
+    }
+    let footer = format!("<hr>\n{}\n</body>", html.join("\n"));
+    Message {
+        text: format!("{}\n-- \n{}\n", message.text, text.join("\n")),
+        html: message.html.replacen("</body>", &footer, 1),
+        subject: message.subject,
+    }
+}
+
 /// HTML-escapes `text` for element content and quoted attributes.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -329,5 +383,75 @@ mod tests {
         );
         assert!(!denied(Lang::En, "C", "R", None).text.contains("reason"));
         assert!(!denied(Lang::Fr, "C", "R", None).text.contains("Motif"));
+    }
+
+    #[test]
+    fn the_footer_carries_the_support_contact_and_the_privacy_notice_escaped() {
+        use crate::branding::{Branding, SupportContact};
+        let branding = Branding {
+            logo_url: None,
+            support: Some(SupportContact::Url(
+                "https://contoso.example/help?a=1&b=<2>".into(),
+            )),
+            privacy_url: Some("/privacy.html?x=\"y\"".into()),
+        };
+        let site = "https://signup.contoso.example/partners/";
+        for (lang, ask) in [
+            (Lang::En, "Questions? Contact"),
+            (Lang::Fr, "Des questions ?"),
+        ] {
+            let m = with_footer(
+                approved(lang, "C", "R", "https://myapps.microsoft.com"),
+                lang,
+                &branding,
+                site,
+            );
+            assert!(m.text.contains(ask), "{}", m.text);
+            assert!(
+                m.text.contains("https://contoso.example/help?a=1&b=<2>"),
+                "the text part is plain: {}",
+                m.text
+            );
+            assert!(m.html.contains(
+                "<a href=\"https://contoso.example/help?a=1&amp;b=&lt;2&gt;\">https://contoso.example/help?a=1&amp;b=&lt;2&gt;</a>"
+            ), "{}", m.html);
+            // A path on the site becomes a link a mail can carry; the quote is escaped.
+            assert!(
+                m.html
+                    .contains("href=\"https://signup.contoso.example/privacy.html?x=%22y%22\""),
+                "{}",
+                m.html
+            );
+            assert!(!m.html.contains("<2>") && m.html.ends_with("</body></html>\n"));
+        }
+
+        let mail = Branding {
+            support: Some(SupportContact::Email("help@contoso.example".into())),
+            ..Branding::default()
+        };
+        let m = with_footer(
+            verify(Lang::En, "C", "https://l", 24),
+            Lang::En,
+            &mail,
+            site,
+        );
+        assert!(
+            m.html
+                .contains("<a href=\"mailto:help@contoso.example\">help@contoso.example</a>")
+        );
+        assert!(
+            m.text
+                .ends_with("Questions? Contact help@contoso.example\n")
+        );
+        assert!(
+            !m.text.contains("information"),
+            "no privacy line when unset"
+        );
+
+        let plain = verify(Lang::En, "C", "https://l", 24);
+        assert_eq!(
+            with_footer(plain.clone(), Lang::En, &Branding::default(), site),
+            plain
+        );
     }
 }

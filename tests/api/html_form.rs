@@ -188,3 +188,29 @@ async fn fetch_and_json_callers_keep_the_json_answers() {
         .unwrap();
     assert_problem(json, 403, "domain_not_allowed").await;
 }
+
+#[tokio::test]
+async fn a_rate_limited_form_carries_the_wait_to_the_error_page_never_the_address() {
+    // Arrange: one sign-up per address a day.
+    let limits = b2b_signup::abuse::RateLimitSettings::parse("address=1/1d").unwrap();
+    let app = spawn_app_with(&default_policy(), move |s| s.rate_limits = limits).await;
+    let body = "email=ada%40contoso.com&displayName=Ada&lang=fr";
+    location(&post_form(&app, Some(BROWSER_ACCEPT), body).await);
+
+    // Act
+    let response = post_form(&app, Some(BROWSER_ACCEPT), body).await;
+
+    // Assert: the page gets the same wait as the header, in seconds.
+    let retry_after: u32 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=86_400).contains(&retry_after), "{retry_after}");
+    let location = location(&response);
+    assert_eq!(
+        location,
+        format!("/fr/error.html?code=rate_limited&retry={retry_after}#rate_limited")
+    );
+    assert!(!location.contains("ada") && !location.contains("contoso"));
+}

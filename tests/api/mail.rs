@@ -425,3 +425,62 @@ async fn a_policy_asking_for_proof_of_address_without_mail_does_not_start() {
     assert!(matches!(error, StartupError::VerifyWithoutMail), "{error}");
     assert!(error.to_string().contains("SIGNUP_MAIL_ENDPOINT"));
 }
+
+#[tokio::test]
+async fn the_mail_ends_with_the_support_contact_and_the_privacy_notice_from_the_settings() {
+    // Arrange: branding settings through the same lookup an operator's settings go through.
+    let acs = accepting_acs().await;
+    let uri = acs.uri();
+    let mail = MailOptions::from_lookup(&|name: &str| match name {
+        "SIGNUP_MAIL_ENDPOINT" => Some(uri.clone()),
+        "SIGNUP_MAIL_SENDER" => Some("DoNotReply@contoso.example".into()),
+        "SIGNUP_MAIL_ACCESS_KEY" => Some(KEY.into()),
+        "SIGNUP_ORG_NAME" => Some(ORG.into()),
+        "SIGNUP_SUPPORT_CONTACT" => Some("https://contoso.example/help?a=1&b=2".into()),
+        "SIGNUP_PRIVACY_URL" => Some("/privacy.html".into()),
+        _ => None,
+    })
+    .expect("valid mail settings");
+    let app = spawn_app_with(&verifying_policy(), move |settings| {
+        settings.mail = mail;
+        settings.site_url =
+            b2b_signup::site_base::SiteBase::parse("http://127.0.0.1:9/site/").unwrap();
+    })
+    .await;
+
+    // Act
+    app.sign_up("ada@contoso.com").await;
+
+    // Assert
+    let sent = &mails(&acs, 1).await[0];
+    assert!(
+        sent.text().contains(
+            "Questions? Contact https://contoso.example/help?a=1&b=2\nHow we handle your information: http://127.0.0.1:9/privacy.html"
+        ),
+        "{}",
+        sent.text()
+    );
+    let html = sent.json["content"]["html"].as_str().unwrap();
+    assert!(
+        html.contains("<a href=\"https://contoso.example/help?a=1&amp;b=2\">"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"http://127.0.0.1:9/privacy.html\""),
+        "{html}"
+    );
+}
+
+#[test]
+fn a_bad_branding_setting_stops_the_mail_settings_naming_it() {
+    let error = MailOptions::from_lookup(&|name: &str| {
+        (name == "SIGNUP_SUPPORT_CONTACT").then(|| "javascript:alert(1)".to_owned())
+    })
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("SIGNUP_SUPPORT_CONTACT must be"),
+        "{error}"
+    );
+}

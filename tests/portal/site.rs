@@ -111,6 +111,7 @@ fn site_config_writes_the_page_configuration_from_the_policy() {
             ),
             ("SIGNUP_CAPTCHA_SECRET", "never-in-the-file"),
             ("SIGNUP_RETENTION_DAYS", "90"),
+            ("SIGNUP_VERIFY_HOURS", "12"),
         ],
     );
 
@@ -124,7 +125,8 @@ fn site_config_writes_the_page_configuration_from_the_policy() {
             "accessOptions": [{"key": "portal", "displayName": "Partner portal"}],
             "terms": {"version": "v3", "url": "https://contoso.example/terms"},
             "captcha": {"provider": "hcaptcha", "siteKey": "10000000-ffff-ffff-ffff-000000000001"},
-            "retentionDays": 90
+            "retentionDays": 90,
+            "verifyHours": 12
         })
     );
     assert!(!text.contains("hidden-partner") && !text.contains("never-in-the-file"));
