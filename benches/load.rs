@@ -612,8 +612,15 @@ async fn main() {
     {
         let mut env = base_env.clone();
         env.push(("SIGNUP_RATE_LIMITS", "off".to_owned()));
-        let (before, _) = Process::start(&baseline, &env);
         let (after, _) = Process::start(&bins.handler, &env);
+        // A build from before proof of address refuses the `verifyEmail` it does not know;
+        // without it, the two policies are the same.
+        let old_policy = dir.path().join("policy-baseline.json");
+        std::fs::write(&old_policy, POLICY.replace(r#" "verifyEmail": false,"#, ""))
+            .expect("policy written");
+        env.retain(|(k, _)| *k != "SIGNUP_POLICY_PATH");
+        env.push(("SIGNUP_POLICY_PATH", old_policy.display().to_string()));
+        let (before, _) = Process::start(&baseline, &env);
         let (mut befores, mut afters) = (Vec::new(), Vec::new());
         let (concurrency, n) = size.accepted[1];
         for round in 0..size.rounds {
