@@ -67,6 +67,9 @@ impl FormPost {
                 query
                     .append_pair("id", &receipt.request_id.to_string())
                     .append_pair("status", status);
+                if receipt.repeat {
+                    query.append_pair("resent", if receipt.resent { "1" } else { "0" });
+                }
                 ("thanks.html", status, None)
             }
             Err(problem) => {
@@ -192,6 +195,7 @@ mod tests {
             request_id: id,
             status: ReceiptStatus::PendingApproval,
             repeat: false,
+            resent: false,
         });
         let response = fr.redirect(&site, &ok);
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
