@@ -91,9 +91,10 @@ pub struct Receipt {
     pub status: ReceiptStatus,
     /// Whether this answers a repeat sign-up with an earlier request.
     pub repeat: bool,
-    /// Whether this repeat sign-up had Microsoft's invitation sent again (an `Invited`
-    /// guest who had not redeemed; at most once a day).
-    pub resent: bool,
+    /// For a repeat sign-up answered with an `Invited` request only: whether Microsoft's
+    /// invitation was sent again just now (a guest who had not redeemed; at most once a
+    /// day). `None` for every other answer.
+    pub resent: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,7 +331,7 @@ impl Intake {
             request_id: request.id,
             status: ReceiptStatus::of(request.status),
             repeat: false,
-            resent: false,
+            resent: None,
         })
     }
 
@@ -348,7 +349,7 @@ impl Intake {
             request_id: request.id,
             status: ReceiptStatus::of(request.status),
             repeat: true,
-            resent: false,
+            resent: None,
         };
         if stuck {
             self.requests
@@ -357,7 +358,7 @@ impl Intake {
         } else if request.status == RequestStatus::PendingVerification {
             self.mail_again(existing).await?;
         } else if request.status == RequestStatus::Invited {
-            receipt.resent = self.invite_again(existing).await;
+            receipt.resent = Some(self.invite_again(existing).await);
         }
         Ok(receipt)
     }

@@ -233,7 +233,8 @@ async function submit(event) {
     }
     if (response.status === 202 && answer && typeof answer.requestId === 'string') {
       const keys = { pending_approval: 'result.pending_approval', pending_verification: 'result.pending_verification' };
-      const key = keys[answer.status] || 'result.queued';
+      const resend = { true: 'result.resent', false: 'result.already_sent' };
+      const key = resend[answer.resent] || keys[answer.status] || 'result.queued';
       form.hidden = true;
       showStatus('success', [t(lang, key), `${t(lang, 'result.reference')} ${answer.requestId}`, t(lang, 'result.keep')]);
       status.focus();

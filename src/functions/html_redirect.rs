@@ -67,10 +67,17 @@ impl FormPost {
                 query
                     .append_pair("id", &receipt.request_id.to_string())
                     .append_pair("status", status);
-                if receipt.repeat {
-                    query.append_pair("resent", if receipt.resent { "1" } else { "0" });
+                // A repeat of an invited guest: the fragment names what happened, so the
+                // page says it without JavaScript too.
+                let fragment = match receipt.resent {
+                    Some(true) => "resent",
+                    Some(false) => "already_sent",
+                    None => status,
+                };
+                if let Some(resent) = receipt.resent {
+                    query.append_pair("resent", if resent { "1" } else { "0" });
                 }
-                ("thanks.html", status, None)
+                ("thanks.html", fragment, None)
             }
             Err(problem) => {
                 let code = problem.code().as_str();
@@ -195,7 +202,7 @@ mod tests {
             request_id: id,
             status: ReceiptStatus::PendingApproval,
             repeat: false,
-            resent: false,
+            resent: None,
         });
         let response = fr.redirect(&site, &ok);
         assert_eq!(response.status(), StatusCode::SEE_OTHER);

@@ -101,7 +101,7 @@ async fn handle(
             request_id: RequestId::new(),
             status: ReceiptStatus::Queued,
             repeat: false,
-            resent: false,
+            resent: None,
         });
     }
 
@@ -181,7 +181,8 @@ fn accepted(receipt: Receipt) -> warp::reply::Response {
     struct Body {
         request_id: String,
         status: &'static str,
-        resent: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resent: Option<bool>,
     }
     let body = Body {
         request_id: receipt.request_id.to_string(),

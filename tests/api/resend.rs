@@ -12,6 +12,7 @@ use wiremock::{
 
 use crate::{
     helpers::{TestApp, default_policy, spawn_live_app_with},
+    html_form::{BROWSER_ACCEPT, location, post_form},
     lifecycle::{GUEST, graph},
 };
 
@@ -81,7 +82,9 @@ impl TestApp {
         let body = self.sign_up_body(ADA).await;
         assert_eq!(body["requestId"], id, "the earlier request answers");
         assert_eq!(body["status"], "queued");
-        body["resent"].as_bool().expect("resent is a boolean")
+        body["resent"]
+            .as_bool()
+            .expect("resent is a boolean for an invited request")
     }
 }
 
@@ -101,6 +104,11 @@ async fn an_unredeemed_guest_gets_the_invitation_again_at_most_once_a_day() {
     let entries = resent_entries(&row);
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].0, Actor::Partner);
+    assert_eq!(
+        app.sign_up_body("grace@contoso.com").await.get("resent"),
+        None,
+        "only an answer with an invited request says resent"
+    );
 
     // The same day: nothing more, not even a state read.
     app.time.advance(Duration::hours(23));
@@ -111,9 +119,16 @@ async fn an_unredeemed_guest_gets_the_invitation_again_at_most_once_a_day() {
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(resent_entries(&row).len(), 1);
 
-    // A day after the resend: once more.
+    // A day after the resend: once more; the HTML form's thank-you page says so too.
     app.time.advance(Duration::hours(1));
-    assert!(app.repeat_resent(&id).await);
+    let form = "email=ada%40contoso.com&displayName=Ada+Lovelace&lang=en";
+    let sent = location(&post_form(&app, Some(BROWSER_ACCEPT), form).await);
+    assert_eq!(
+        sent,
+        format!("/thanks.html?id={id}&status=queued&resent=1#resent")
+    );
+    let again = location(&post_form(&app, Some(BROWSER_ACCEPT), form).await);
+    assert!(again.ends_with("&resent=0#already_sent"), "{again}");
     assert_eq!(invitations(&graph).await, 3);
     let row = app.row("contoso.com", &id).await.unwrap();
     assert_eq!(resent_entries(&row).len(), 2);
