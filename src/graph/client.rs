@@ -209,12 +209,16 @@ impl GraphClient {
         let answer = self
             .call("guest_state", reqwest::Method::GET, url, None::<&()>)
             .await?;
-        match serde_json::from_slice::<UserState>(&answer.body) {
-            Ok(user) => Ok(match user.external_user_state.as_deref() {
-                Some("PendingAcceptance") => GuestState::PendingAcceptance,
-                Some("Accepted") => GuestState::Accepted,
-                _ => GuestState::Other,
-            }),
+        // An object (a struct would also take a JSON array); the property may be null.
+        type User = serde_json::Map<String, serde_json::Value>;
+        match serde_json::from_slice::<User>(&answer.body) {
+            Ok(user) => Ok(
+                match user.get("externalUserState").and_then(|v| v.as_str()) {
+                    Some("PendingAcceptance") => GuestState::PendingAcceptance,
+                    Some("Accepted") => GuestState::Accepted,
+                    _ => GuestState::Other,
+                },
+            ),
             Err(_) => Err(GraphError::UnexpectedResponse {
                 status: answer.status,
                 request_id: answer.request_id,
@@ -486,14 +490,6 @@ struct InvitedUser {
 #[derive(Deserialize)]
 struct UserList {
     value: Vec<InvitedUser>,
-}
-
-/// `GET /users/{id}?$select=externalUserState` answers `{"externalUserState": …}`.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UserState {
-    #[serde(default)]
-    external_user_state: Option<String>,
 }
 
 #[derive(Serialize)]
