@@ -915,6 +915,7 @@ fn bench_request(
         access_ends_at: None,
         renewal_opens_at: None,
         renewal_notice_at: None,
+        invitation_resent_at: None,
     }
 }
 

@@ -176,6 +176,11 @@ impl Application {
             requests: requests.clone(),
             dry_run: settings.dry_run,
             verify_for: time::Duration::hours(i64::from(settings.mail.verify_hours)),
+            directory: match &mode {
+                Mode::Live(directory) => Some(directory.clone()),
+                Mode::DryRun => None,
+            },
+            resend_budget: crate::intake::INVITATION_RESEND_BUDGET,
         });
         let verifier = Arc::new(Verifier {
             requests: requests.clone(),

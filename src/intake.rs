@@ -46,10 +46,12 @@ use crate::{
         AccessKey, Actor, DisplayName, EmailAddress, FreeText, History, HistoryAction, Lang,
         MailKind, RequestId, RequestStatus, SignupRequest,
     },
+    graph::{GuestState, Invitation},
     policy::{Action, Policy, Refusal},
     requests::Requests,
     storage::{AddressClaim, ETag, InviteMessage, StoreError, Versioned},
     verify,
+    worker::Directory,
 };
 
 /// When the address signs up again, an `Accepted` row at least this old has probably lost
@@ -58,6 +60,12 @@ use crate::{
 /// [`crate::reconcile::Reconciler::resend_accepted_after`]: a partner asking again is a
 /// sign that nothing happened.
 pub const RESEND_ON_REPEAT_AFTER: Duration = Duration::seconds(30);
+/// A guest who has not redeemed gets Microsoft's invitation again at most this often,
+/// however often the address signs up.
+pub const INVITATION_RESEND_EVERY: Duration = Duration::hours(24);
+/// How long a repeat sign-up of an invited guest waits for Graph (reading
+/// `externalUserState`, then `POST /invitations`) before answering without a resend.
+pub const INVITATION_RESEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// Claim races lost in a row before answering "busy".
 const MAX_CLAIM_ATTEMPTS: usize = 4;
 
@@ -83,6 +91,10 @@ pub struct Receipt {
     pub status: ReceiptStatus,
     /// Whether this answers a repeat sign-up with an earlier request.
     pub repeat: bool,
+    /// For a repeat sign-up answered with an `Invited` request only: whether Microsoft's
+    /// invitation was sent again just now (a guest who had not redeemed; at most once a
+    /// day). `None` for every other answer.
+    pub resent: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +146,11 @@ pub struct Intake {
     /// How long a verification link works (`SIGNUP_VERIFY_HOURS`), when the policy asks
     /// for proof of address.
     pub verify_for: Duration,
+    /// Graph, to send an unredeemed guest's invitation again on a repeat sign-up; `None`
+    /// in a dry run (which records what it would have done).
+    pub directory: Option<Arc<dyn Directory>>,
+    /// How long that may make the partner wait ([`INVITATION_RESEND_BUDGET`]).
+    pub resend_budget: std::time::Duration,
 }
 
 impl Intake {
@@ -203,6 +220,7 @@ impl Intake {
                 access_ends_at: None,
                 renewal_opens_at: None,
                 renewal_notice_at: None,
+                invitation_resent_at: None,
                 dry_run: self.dry_run,
                 decision_reason: None,
                 // Written in the row itself, by the transaction below: no extra round trip.
@@ -313,6 +331,7 @@ impl Intake {
             request_id: request.id,
             status: ReceiptStatus::of(request.status),
             repeat: false,
+            resent: None,
         })
     }
 
@@ -326,10 +345,11 @@ impl Intake {
         );
         let stuck = request.status == RequestStatus::Accepted
             && self.now() - request.updated_at >= RESEND_ON_REPEAT_AFTER;
-        let receipt = Receipt {
+        let mut receipt = Receipt {
             request_id: request.id,
             status: ReceiptStatus::of(request.status),
             repeat: true,
+            resent: None,
         };
         if stuck {
             self.requests
@@ -337,8 +357,102 @@ impl Intake {
                 .await?;
         } else if request.status == RequestStatus::PendingVerification {
             self.mail_again(existing).await?;
+        } else if request.status == RequestStatus::Invited {
+            receipt.resent = Some(self.invite_again(existing).await);
         }
         Ok(receipt)
+    }
+
+    /// A repeat sign-up of an `Invited` guest: when the guest has not redeemed
+    /// (`externalUserState` is `PendingAcceptance`) and nothing was resent for the request in
+    /// the last [`INVITATION_RESEND_EVERY`], Microsoft's invitation is sent again
+    /// (`POST /invitations` for the same address, which re-sends to the existing guest), then
+    /// recorded on the row (`InvitationResentAt` and an `invitation_resent` history entry, one
+    /// ETag-guarded write). Inline, within [`Intake::resend_budget`], so the answer can say
+    /// truthfully whether it was sent (docs/ARCHITECTURE.md, "Repeat sign-ups of invited
+    /// guests"). Never fails the sign-up: a Graph fault, a timeout or a lost write race
+    /// answers `false` and records nothing, so the next repeat tries again. A dry run
+    /// records what would have been done and calls nothing.
+    async fn invite_again(&self, existing: Versioned<SignupRequest>) -> bool {
+        let now = self.now();
+        let request = &existing.value;
+        if request
+            .invitation_resent_at
+            .is_some_and(|at| now - at < INVITATION_RESEND_EVERY)
+        {
+            return false;
+        }
+        let settings = self.policy.decide(request.email.domain()).invitation();
+        let (resent, reason) = match &self.directory {
+            None => (
+                false,
+                "dry run: a guest who had not redeemed would have been sent Microsoft's invitation again; nothing was called".to_owned(),
+            ),
+            Some(directory) => {
+                // A guest invited without Microsoft's mail (policy `sendInvitationMessage:
+                // false`), or a dry-run row without a guest, has nothing to resend.
+                let Some(user_id) = request.invited_user_id.as_ref() else {
+                    return false;
+                };
+                if !settings.send_invitation_message {
+                    return false;
+                }
+                let invitation = Invitation::new(
+                    request.email.clone(),
+                    request.display_name.clone(),
+                    settings,
+                );
+                let call = async {
+                    match directory.guest_state(user_id).await? {
+                        GuestState::PendingAcceptance => {
+                            directory.invite(&invitation).await.map(Some)
+                        }
+                        GuestState::Accepted | GuestState::Other => Ok(None),
+                    }
+                };
+                match tokio::time::timeout(self.resend_budget, call).await {
+                    Ok(Ok(Some(_))) => (
+                        true,
+                        "the guest had not redeemed: Microsoft's invitation was sent again"
+                            .to_owned(),
+                    ),
+                    Ok(Ok(None)) => {
+                        tracing::info!(request_id = %request.id, domain = %request.email.domain(), "repeat sign-up of a guest who has redeemed: nothing sent");
+                        return false;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(request_id = %request.id, domain = %request.email.domain(), error = %error, "invitation not sent again: Graph failed");
+                        return false;
+                    }
+                    Err(_) => {
+                        tracing::warn!(request_id = %request.id, domain = %request.email.domain(), budget_ms = self.resend_budget.as_millis(), "invitation not sent again: Graph took too long");
+                        return false;
+                    }
+                }
+            }
+        };
+        let Versioned {
+            value: mut request,
+            etag,
+        } = existing;
+        request.invitation_resent_at = Some(now);
+        request.transition(
+            RequestStatus::Invited,
+            Actor::Partner,
+            HistoryAction::InvitationResent,
+            Some(reason),
+            now,
+        );
+        match self.requests.store.replace(&request, &etag).await {
+            Ok(_) => {
+                tracing::info!(request_id = %request.id, domain = %request.email.domain(), resent, "repeat sign-up of a guest who had not redeemed recorded");
+            }
+            // Sent, but another change won the row: the next repeat may send once more.
+            Err(e) => {
+                tracing::warn!(request_id = %request.id, error = %e, resent, "invitation resend not recorded");
+            }
+        }
+        resent
     }
 
     /// A repeat sign-up while the address is unproven: a new link, at most once per

@@ -46,7 +46,7 @@ use crate::{
         Actor, EmailAddress, EmailDomain, GroupId, HistoryAction, RequestId, RequestStatus,
         SignupRequest, UserId,
     },
-    graph::{FailureKind, GraphClient, GraphError, Invitation, Invited},
+    graph::{FailureKind, GraphClient, GraphError, GuestState, Invitation, Invited},
     policy::Policy,
     storage::{
         DeadLetter, DeadLetters, INVITE_POISON_QUEUE, INVITE_QUEUE, InviteMessage, RequestStore,
@@ -69,6 +69,9 @@ pub trait Directory: Send + Sync {
     /// `DELETE /groups/{id}/members/{userId}/$ref`, when access ends
     /// ([`crate::lifecycle`]); a user who is not a member (404) is `Ok`.
     async fn remove_member(&self, group_id: &GroupId, user_id: &UserId) -> Result<(), GraphError>;
+    /// The guest's `externalUserState` (`GET /users/{id}?$select=externalUserState`), for a
+    /// repeat sign-up of a guest who has not redeemed ([`crate::intake`]).
+    async fn guest_state(&self, user_id: &UserId) -> Result<GuestState, GraphError>;
 }
 
 #[async_trait]
@@ -91,6 +94,10 @@ impl Directory for GraphClient {
         GraphClient::remove_member(self, group_id, user_id)
             .await
             .map(drop)
+    }
+
+    async fn guest_state(&self, user_id: &UserId) -> Result<GuestState, GraphError> {
+        GraphClient::guest_state(self, user_id).await
     }
 }
 

@@ -58,6 +58,10 @@ export const STRINGS = {
     'result.queued': 'Thank you. Your request is accepted: you will receive an invitation by e-mail shortly.',
     'result.pending_approval':
       'Thank you. Your request is waiting for an administrator’s approval: you will receive an invitation by e-mail once it is approved.',
+    'result.resent':
+      'You were already invited and had not accepted yet: we asked Microsoft to send your invitation again. Check your mailbox, including junk mail.',
+    'result.already_sent':
+      'Your invitation was already sent (today, or you have accepted it): check your mailbox and your junk mail.',
     'result.reference': 'Request reference:',
     'result.keep': 'Quote this reference if you contact us about your request.',
     'result.nojs': 'Keep the address of this page: it contains your request reference.',
@@ -165,6 +169,10 @@ export const STRINGS = {
       'Merci. Votre demande est acceptée : vous allez recevoir une invitation par e-mail dans quelques instants.',
     'result.pending_approval':
       'Merci. Votre demande attend l’approbation d’un administrateur : vous recevrez une invitation par e-mail une fois qu’elle sera approuvée.',
+    'result.resent':
+      'Vous étiez déjà invité sans avoir encore accepté : nous avons demandé à Microsoft de vous renvoyer votre invitation. Consultez votre messagerie, y compris le courrier indésirable.',
+    'result.already_sent':
+      'Votre invitation a déjà été envoyée (aujourd’hui, ou vous l’avez acceptée) : consultez votre messagerie et votre courrier indésirable.',
     'result.reference': 'Référence de la demande :',
     'result.keep': 'Indiquez cette référence si vous nous contactez au sujet de votre demande.',
     'result.nojs': 'Conservez l’adresse de cette page : elle contient la référence de votre demande.',

@@ -8,7 +8,9 @@ const params = new URLSearchParams(window.location.search);
 const FIELDS = ['email', 'displayName', 'company', 'justification', 'access', 'acceptTerms'];
 
 // A link without the fragment (a bookmark, a copied URL) still shows the right outcome.
-const outcome = params.get('status') || params.get('code');
+// A repeat sign-up of an invited guest says whether the invitation was sent again.
+const resent = { 1: 'resent', 0: 'already_sent' }[params.get('resent')];
+const outcome = resent || params.get('status') || params.get('code');
 if (!window.location.hash && outcome && /^[a-z_]{1,40}$/.test(outcome) && document.getElementById(outcome)) {
   window.location.replace(`#${outcome}`);
 }

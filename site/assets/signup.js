@@ -240,8 +240,11 @@ function showProblem(code, field, retryAfter) {
   status.focus();
 }
 
-/** The thank-you text: the outcome, the masked address, the reference, what happens next. */
-function successParagraphs(outcome, requestId, address) {
+/**
+ * The thank-you text: the outcome (or, for a repeat sign-up of an invited guest, whether
+ * the invitation was sent again), the masked address, the reference, what happens next.
+ */
+function successParagraphs(outcome, requestId, address, resent) {
   const known = ['queued', 'pending_approval', 'pending_verification'];
   const state = known.includes(outcome) ? outcome : 'queued';
   const next =
@@ -249,8 +252,10 @@ function successParagraphs(outcome, requestId, address) {
       ? t(lang, 'next.pending_verification', { hours: verifyHours })
       : t(lang, state === 'pending_verification' ? 'next.pending_verification.nohours' : `next.${state}`);
   const masked = maskAddress(address);
+  // A repeat sign-up of an invited guest says whether the invitation was sent again.
+  const headline = { true: 'result.resent', false: 'result.already_sent' }[resent] || `result.${state}`;
   return [
-    t(lang, `result.${state}`),
+    t(lang, headline),
     ...(masked ? [t(lang, 'result.address', { address: masked })] : []),
     `${t(lang, 'result.reference')} ${requestId}`,
     t(lang, 'result.keep'),
@@ -303,7 +308,7 @@ async function submit(event) {
       // The address stays in this page's memory (never in a URL), shown partly masked.
       const address = document.getElementById('email').value;
       form.hidden = true;
-      showStatus('success', successParagraphs(answer.status, answer.requestId, address));
+      showStatus('success', successParagraphs(answer.status, answer.requestId, address, answer.resent));
       status.focus();
       return;
     }

@@ -136,6 +136,9 @@ pub enum HistoryAction {
     Verified,
     /// The renewal notice went to the guest (`Invited`; [`crate::lifecycle`]).
     RenewalNoticeSent,
+    /// A repeat sign-up had Microsoft's invitation sent again to a guest who had not
+    /// redeemed (`Invited`; in a dry run, the reason says it was not sent).
+    InvitationResent,
     /// The renewal notice was owed but not sent; the reason says why (no mail configured).
     RenewalNoticeNotSent,
     /// The guest was removed from the access option's groups at the end of its access;
@@ -150,7 +153,7 @@ pub enum HistoryAction {
 }
 
 impl HistoryAction {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::Created,
         Self::Approved,
         Self::Denied,
@@ -167,6 +170,7 @@ impl HistoryAction {
         Self::Retried,
         Self::Verified,
         Self::RenewalNoticeSent,
+        Self::InvitationResent,
         Self::RenewalNoticeNotSent,
         Self::RemovedFromGroups,
         Self::RemovalFailed,
@@ -191,6 +195,7 @@ impl HistoryAction {
             Self::Retried => "retried",
             Self::Verified => "verified",
             Self::RenewalNoticeSent => "renewal_notice_sent",
+            Self::InvitationResent => "invitation_resent",
             Self::RenewalNoticeNotSent => "renewal_notice_not_sent",
             Self::RemovedFromGroups => "removed_from_groups",
             Self::RemovalFailed => "removal_failed",

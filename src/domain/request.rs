@@ -229,6 +229,10 @@ pub struct SignupRequest {
     /// When the renewal notice was handled (sent, or recorded as not sent because no mail
     /// is configured): it is handled once.
     pub renewal_notice_at: Option<OffsetDateTime>,
+    /// When a repeat sign-up last had Microsoft's invitation sent again to a guest who had
+    /// not redeemed (`InvitationResentAt`; in a dry run, when it would have been): at most
+    /// once a day ([`crate::intake`]).
+    pub invitation_resent_at: Option<OffsetDateTime>,
     /// Every change of the request, stored in its row and written with the change.
     pub history: History,
     /// The language of the sign-up (`Language`): its mails and links follow it.
@@ -368,6 +372,7 @@ pub(crate) fn sample(address: &str) -> SignupRequest {
         access_ends_at: None,
         renewal_opens_at: None,
         renewal_notice_at: None,
+        invitation_resent_at: None,
     }
 }
 

@@ -68,7 +68,17 @@ impl FormPost {
                 query
                     .append_pair("id", &receipt.request_id.to_string())
                     .append_pair("status", status);
-                ("thanks.html", status, None)
+                // A repeat of an invited guest: the fragment names what happened, so the
+                // page says it without JavaScript too.
+                let fragment = match receipt.resent {
+                    Some(true) => "resent",
+                    Some(false) => "already_sent",
+                    None => status,
+                };
+                if let Some(resent) = receipt.resent {
+                    query.append_pair("resent", if resent { "1" } else { "0" });
+                }
+                ("thanks.html", fragment, None)
             }
             Err(problem) => {
                 let code = problem.code().as_str();
@@ -199,6 +209,7 @@ mod tests {
             request_id: id,
             status: ReceiptStatus::PendingApproval,
             repeat: false,
+            resent: None,
         });
         let response = fr.redirect(&site, &ok);
         assert_eq!(response.status(), StatusCode::SEE_OTHER);

@@ -101,6 +101,7 @@ async fn handle(
             request_id: RequestId::new(),
             status: ReceiptStatus::Queued,
             repeat: false,
+            resent: None,
         });
     }
 
@@ -180,10 +181,13 @@ fn accepted(receipt: Receipt) -> warp::reply::Response {
     struct Body {
         request_id: String,
         status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resent: Option<bool>,
     }
     let body = Body {
         request_id: receipt.request_id.to_string(),
         status: receipt.status.as_str(),
+        resent: receipt.resent,
     };
     warp::reply::with_status(warp::reply::json(&body), StatusCode::ACCEPTED).into_response()
 }

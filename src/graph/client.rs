@@ -12,8 +12,8 @@ use url::Url;
 use crate::domain::{EmailAddress, GroupId, UserId};
 
 use super::{
-    GraphConfigError, GraphError, GraphSettings, Invitation, Invited, Membership, Removal,
-    TokenCache, error_chain, token,
+    GraphConfigError, GraphError, GraphSettings, GuestState, Invitation, Invited, Membership,
+    Removal, TokenCache, error_chain, token,
 };
 
 /// Inline waits for one call, at most; a call still throttled after them fails.
@@ -191,6 +191,35 @@ impl GraphClient {
         match found {
             Some(found) => Ok(found),
             None => Err(GraphError::UnexpectedResponse {
+                status: answer.status,
+                request_id: answer.request_id,
+            }),
+        }
+    }
+
+    /// Whether an invited guest has redeemed: `GET /users/{id}?$select=externalUserState`
+    /// (<https://learn.microsoft.com/graph/api/user-get>; the property:
+    /// <https://learn.microsoft.com/graph/api/resources/user>). Needs `User.Read.All`, which
+    /// [`Self::find_user`] needs too; without it Graph answers 403 ([`GraphError::Permanent`]).
+    #[tracing::instrument(name = "graph_guest_state", skip_all)]
+    pub async fn guest_state(&self, user_id: &UserId) -> Result<GuestState, GraphError> {
+        let mut url = self.url(&["users", user_id.as_str()]);
+        url.query_pairs_mut()
+            .append_pair("$select", "externalUserState");
+        let answer = self
+            .call("guest_state", reqwest::Method::GET, url, None::<&()>)
+            .await?;
+        // An object (a struct would also take a JSON array); the property may be null.
+        type User = serde_json::Map<String, serde_json::Value>;
+        match serde_json::from_slice::<User>(&answer.body) {
+            Ok(user) => Ok(
+                match user.get("externalUserState").and_then(|v| v.as_str()) {
+                    Some("PendingAcceptance") => GuestState::PendingAcceptance,
+                    Some("Accepted") => GuestState::Accepted,
+                    _ => GuestState::Other,
+                },
+            ),
+            Err(_) => Err(GraphError::UnexpectedResponse {
                 status: answer.status,
                 request_id: answer.request_id,
             }),

@@ -87,6 +87,19 @@ pub enum Removal {
     NotMember,
 }
 
+/// Whether an invited guest has redeemed: the user's `externalUserState`
+/// (<https://learn.microsoft.com/graph/api/resources/user>, values `PendingAcceptance` and
+/// `Accepted`; `null` for users who were not invited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestState {
+    /// Invited, not redeemed yet: Microsoft's invitation may be sent again.
+    PendingAcceptance,
+    /// Redeemed.
+    Accepted,
+    /// Anything else (`null`, or a value Graph adds later): nothing is sent.
+    Other,
+}
+
 /// Why a Graph call did not succeed, grouped by what the caller does next.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {

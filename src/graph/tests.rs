@@ -15,7 +15,8 @@ use wiremock::{
 
 use super::{
     FailureKind, GraphClient, GraphConfigError, GraphCredential, GraphError, GraphSettings,
-    Invitation, Invited, Membership, TokenCache, client::parse_retry_after, token::refresh_after,
+    GuestState, Invitation, Invited, Membership, TokenCache, client::parse_retry_after,
+    token::refresh_after,
 };
 use crate::domain::{DisplayName, EmailAddress, GroupId, UserId};
 
@@ -336,6 +337,55 @@ async fn find_user_answers_none_refused_or_retryable_by_graph_status() {
             Err(_) => "other",
         };
         assert_eq!(got, expected, "{description}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn guest_state_reads_external_user_state_by_graph_answer() {
+    let cases = [
+        (
+            "not redeemed",
+            json!({ "externalUserState": "PendingAcceptance" }),
+            Some(GuestState::PendingAcceptance),
+        ),
+        (
+            "redeemed",
+            json!({ "externalUserState": "Accepted" }),
+            Some(GuestState::Accepted),
+        ),
+        (
+            "not an invited user",
+            json!({ "externalUserState": null }),
+            Some(GuestState::Other),
+        ),
+        (
+            "a value Graph adds later",
+            json!({ "externalUserState": "Paused" }),
+            Some(GuestState::Other),
+        ),
+        ("not an object", json!(["Accepted"]), None),
+        ("not JSON", json!("<html>"), None),
+    ];
+    for (description, body, expected) in cases {
+        let server = graph_server().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/v1.0/users/{GUEST}")))
+            .and(header("authorization", "Bearer token-1"))
+            .and(query_param("$select", "externalUserState"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let outcome = client(&settings(&server)).guest_state(&guest()).await;
+
+        match expected {
+            Some(state) => assert_eq!(outcome.ok(), Some(state), "{description}"),
+            None => assert!(
+                outcome.as_ref().is_err_and(GraphError::is_transient),
+                "{description}: {outcome:?}"
+            ),
+        }
     }
 }
 

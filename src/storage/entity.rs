@@ -166,6 +166,9 @@ pub(super) struct RequestEntity {
     pub renewal_opens_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_notice_at: Option<String>,
+    /// Added with the invitation resend: older rows have none, older versions ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation_resent_at: Option<String>,
     /// Present in query results (`odata=fullmetadata`), never written.
     #[serde(rename = "odata.etag", default, skip_serializing)]
     pub etag: Option<String>,
@@ -236,6 +239,7 @@ impl RequestEntity {
             access_ends_at: request.access_ends_at.map(format_time),
             renewal_opens_at: request.renewal_opens_at.map(format_time),
             renewal_notice_at: request.renewal_notice_at.map(format_time),
+            invitation_resent_at: request.invitation_resent_at.map(format_time),
             etag: None,
             date_types: BTreeMap::new(),
         }
@@ -261,6 +265,7 @@ impl RequestEntity {
             ("AccessEndsAt", self.access_ends_at.is_some()),
             ("RenewalOpensAt", self.renewal_opens_at.is_some()),
             ("RenewalNoticeAt", self.renewal_notice_at.is_some()),
+            ("InvitationResentAt", self.invitation_resent_at.is_some()),
         ];
         self.date_types = present
             .into_iter()
@@ -343,6 +348,10 @@ impl RequestEntity {
             renewal_notice_at: optional_time_of(
                 "RenewalNoticeAt",
                 self.renewal_notice_at.as_deref(),
+            )?,
+            invitation_resent_at: optional_time_of(
+                "InvitationResentAt",
+                self.invitation_resent_at.as_deref(),
             )?,
             history: History::from_json(self.history.as_deref(), self.history_dropped).map_err(
                 |e| {

@@ -9,7 +9,7 @@ use b2b_signup::{domain::RequestStatus, site_base::SiteBase};
 use crate::helpers::{TestApp, assert_problem, default_policy, spawn_app, spawn_app_with};
 
 /// What Chromium sends when it navigates after a form submission.
-const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8";
+pub(crate) const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8";
 const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A client that shows redirects instead of following them.
@@ -21,7 +21,11 @@ fn browser() -> reqwest::Client {
         .unwrap()
 }
 
-async fn post_form(app: &TestApp, accept: Option<&str>, body: &str) -> reqwest::Response {
+pub(crate) async fn post_form(
+    app: &TestApp,
+    accept: Option<&str>,
+    body: &str,
+) -> reqwest::Response {
     let mut request = browser()
         .post(format!("{}/api/signup", app.address))
         .header("content-type", FORM)
@@ -32,7 +36,7 @@ async fn post_form(app: &TestApp, accept: Option<&str>, body: &str) -> reqwest::
     request.send().await.expect("request sent")
 }
 
-fn location(response: &reqwest::Response) -> String {
+pub(crate) fn location(response: &reqwest::Response) -> String {
     assert_eq!(response.status(), 303, "a See Other");
     response.headers()["location"].to_str().unwrap().to_owned()
 }

@@ -23,7 +23,7 @@ use crate::{
     worker::host_payload,
 };
 
-const GUEST: &str = "9a0b1c2d-0000-4000-8000-00000000000a";
+pub(crate) const GUEST: &str = "9a0b1c2d-0000-4000-8000-00000000000a";
 
 /// contoso.com is invited for 90 days (renewal 14 days before the end); partner-portal
 /// grants group A, sales-extranet groups A and B.
@@ -44,7 +44,7 @@ fn expiring_policy() -> String {
 }
 
 /// A Graph that invites [`GUEST`] and adds members.
-async fn graph() -> MockServer {
+pub(crate) async fn graph() -> MockServer {
     let server = MockServer::start().await;
     mount_token_endpoint(&server, TENANT, "test-access-token").await;
     Mock::given(method("POST"))
@@ -108,7 +108,7 @@ impl TestApp {
     }
 
     /// Signs up and delivers the invitation message: the request ends `Invited`.
-    async fn invited(&self, email: &str, access: &str) -> SignupRequest {
+    pub(crate) async fn invited(&self, email: &str, access: &str) -> SignupRequest {
         let response = self.sign_up_for(email, access).await;
         assert_eq!(response.status(), 202);
         let id = response.json::<serde_json::Value>().await.unwrap()["requestId"]

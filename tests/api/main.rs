@@ -13,6 +13,7 @@ mod layout;
 mod lifecycle;
 mod logs;
 mod mail;
+mod resend;
 mod signup;
 mod startup;
 mod storage;

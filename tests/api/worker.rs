@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use b2b_signup::{
     clock::Clock,
     domain::{EmailAddress, EmailDomain, GroupId, RequestId, RequestStatus, UserId},
-    graph::{GraphError, Invitation, Invited},
+    graph::{GraphError, GuestState, Invitation, Invited},
     policy::Policy,
     storage::{InviteMessage, RequestStore},
     worker::{DEFAULT_LEASE, Delivery, Directory, Mode, Step, Worker},
@@ -285,6 +285,10 @@ impl Directory for ScriptedDirectory {
 
     async fn remove_member(&self, _: &GroupId, _: &UserId) -> Result<(), GraphError> {
         panic!("the worker never removes a member: only Lifecycle does")
+    }
+
+    async fn guest_state(&self, _: &UserId) -> Result<GuestState, GraphError> {
+        panic!("the worker never reads a guest's state: only a repeat sign-up does")
     }
 }
 

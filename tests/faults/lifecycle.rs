@@ -130,6 +130,7 @@ fn expired_guest(i: usize) -> SignupRequest {
         access_ends_at: Some(now - time::Duration::days(1)),
         renewal_opens_at: Some(now - time::Duration::days(15)),
         renewal_notice_at: Some(now - time::Duration::days(14)),
+        invitation_resent_at: None,
         history: History::of_new(RequestStatus::Invited, Actor::Worker, invited),
         language: Default::default(),
         verification: None,

@@ -270,6 +270,22 @@ test('with JavaScript the result pages show the request id and the field', async
   assert.equal(await page.isHidden('#reference'), true, 'only a ULID is shown');
 });
 
+test('a repeat sign-up of an invited guest says whether the invitation was sent again', async () => {
+  const page = await newPage();
+  await page.goto(`${portal.url}/thanks.html?id=01J0000000000000000000000A&status=queued&resent=1`);
+  await page.locator('#resent').waitFor({ state: 'visible' });
+  assert.equal(await page.textContent('#resent'), STRINGS.en['result.resent']);
+  assert.match(STRINGS.en['result.resent'], /junk mail/);
+  assert.equal(await page.isVisible('#queued'), false);
+  assert.equal(await page.isVisible('#already_sent'), false);
+
+  await page.goto(`${portal.url}/fr/thanks.html?id=01J0000000000000000000000A&status=queued&resent=0#already_sent`);
+  await page.locator('#already_sent').waitFor({ state: 'visible' });
+  assert.equal(await page.textContent('#already_sent'), STRINGS.fr['result.already_sent']);
+  assert.equal(await page.isVisible('#resent'), false);
+  await assertAccessible(page, 'fr/thanks.html (already sent)');
+});
+
 test('keyboard only: Tab to the fields, type, Enter sends, focus moves to the result', async () => {
   const page = await newPage();
   await openForm(page);
