@@ -382,6 +382,10 @@ def test_app_settings_cover_what_azure_needs_from_local_settings(parsed):
         "SIGNUP_MAIL_ACCESS_KEY": "managed identity",
         "SIGNUP_VERIFY_HOURS": "code default (24)",
         "SIGNUP_APPROVER_EMAILS": "operator, the approvers' addresses",
+        # Optional branding, set by the operator (docs/DEPLOY.md, az functionapp config appsettings set).
+        "SIGNUP_LOGO_URL": "operator, optional branding",
+        "SIGNUP_SUPPORT_CONTACT": "operator, optional branding",
+        "SIGNUP_PRIVACY_URL": "operator, optional branding",
     }
     for name in local:
         assert name in settings or name in carried_otherwise, f"{name} from local.settings.json.example is not set in Azure"
