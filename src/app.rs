@@ -193,9 +193,7 @@ impl Application {
             mode: mode.clone(),
             notices: match &outbox {
                 Some(outbox) => Arc::new(MailedNotices {
-                    mailer: outbox.mailer.clone(),
-                    org_name: outbox.org_name.clone(),
-                    site: outbox.site.clone(),
+                    outbox: outbox.clone(),
                 }),
                 None => Arc::new(NoMail),
             },
@@ -297,21 +295,19 @@ fn outbox(
         return Err(StartupError::VerifyWithoutSite(site.to_owned()));
     }
     let mailer = AcsMailer::new(service, settings.graph.as_ref())?;
+    let console_base =
+        crate::notify::console_base(&settings.site_url, settings.public_base_url.as_deref());
     Ok(Some(Arc::new(Outbox {
         mailer: Arc::new(mailer),
         store: Arc::new(storage.clone()),
         clock: clock.clone(),
         policy: policy.clone(),
         org_name: settings.mail.org_name.clone(),
-        site: crate::notify::console_base(&settings.site_url, settings.public_base_url.as_deref())
-            .unwrap_or_else(|| site.to_owned()),
+        site: console_base.clone().unwrap_or_else(|| site.to_owned()),
         verify_for: time::Duration::hours(i64::from(settings.mail.verify_hours)),
         approvers: settings.mail.approvers.clone(),
         branding: settings.mail.branding.clone(),
-        console_base: crate::notify::console_base(
-            &settings.site_url,
-            settings.public_base_url.as_deref(),
-        ),
+        console_base,
     })))
 }
 

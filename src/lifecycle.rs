@@ -37,7 +37,8 @@ use crate::{
     clock::Clock,
     domain::{Actor, GroupId, HistoryAction, RequestId, RequestStatus, SignupRequest},
     graph::{FailureKind, GraphError},
-    mail::{Mail, MailError, MailKey, Mailer, templates},
+    mail::MailError,
+    outbox::Outbox,
     policy::Policy,
     storage::{
         Deleted, EntityRef, Housekeeping, RequestQuery, RequestStore, StoreError, Versioned,
@@ -104,16 +105,10 @@ impl RenewalNotices for NoMail {
     }
 }
 
-/// Renewal notices by mail (Azure Communication Services, [`crate::mail`]), in the
-/// partner's language, naming the organisation and linking to the sign-up page. One
-/// idempotency key per request and end date, so a notice sent again after a crash (the
-/// send landed, its recording did not) is one mail while the service remembers it.
+/// Renewal notices by mail ([`Outbox::send_renewal`]: the partner's language, the
+/// organisation, the sign-up page, the footer every partner mail carries).
 pub struct MailedNotices {
-    pub mailer: Arc<dyn Mailer>,
-    /// `SIGNUP_ORG_NAME`.
-    pub org_name: String,
-    /// The site's absolute address, ending in `/`.
-    pub site: String,
+    pub outbox: Arc<Outbox>,
 }
 
 #[async_trait]
@@ -123,27 +118,7 @@ impl RenewalNotices for MailedNotices {
         request: &SignupRequest,
         ends_at: OffsetDateTime,
     ) -> Result<NoticeOutcome, NoticeError> {
-        let reference = request.id.to_string();
-        let signup = format!("{}{}", self.site, request.language.folder());
-        let message = templates::renewal(
-            request.language,
-            &self.org_name,
-            &reference,
-            ends_at,
-            &signup,
-        );
-        let mail = Mail {
-            to: request.email.clone(),
-            subject: message.subject,
-            text: message.text,
-            html: message.html,
-            // When the notice became owed: stable across passes, so one key per notice.
-            key: MailKey::derive(
-                &format!("{reference}/renewal/{ends_at}"),
-                request.renewal_opens_at.unwrap_or(ends_at),
-            ),
-        };
-        match self.mailer.send(&mail).await {
+        match self.outbox.send_renewal(request, ends_at).await {
             Ok(()) => Ok(NoticeOutcome::Sent),
             Err(MailError::Refused(why)) => Ok(NoticeOutcome::NotSent(format!(
                 "the mail service refused the notice: {why}"

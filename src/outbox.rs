@@ -166,21 +166,38 @@ impl Outbox {
             ),
         };
         let message = templates::with_footer(message, lang, &self.branding, &self.site);
-        Mail {
-            to: request.email.clone(),
-            subject: message.subject,
-            text: message.text,
-            html: message.html,
-            key: MailKey::derive(
-                &format!(
-                    "{}/{}/{}",
-                    request.id,
-                    owed.kind.as_str(),
-                    rfc3339(owed.since)
-                ),
-                owed.since,
+        let key = MailKey::derive(
+            &format!(
+                "{}/{}/{}",
+                request.id,
+                owed.kind.as_str(),
+                rfc3339(owed.since)
             ),
-        }
+            owed.since,
+        );
+        Mail::of(request.email.clone(), message, key)
+    }
+
+    /// The renewal notice: access ends at `ends_at`; signing up again (the page in the
+    /// partner's language) renews it. One key per request and end, taken from when the
+    /// notice became owed, so a notice sent again after a crash (the send landed, its
+    /// recording did not) is one mail while the service remembers the key.
+    pub async fn send_renewal(
+        &self,
+        request: &SignupRequest,
+        ends_at: time::OffsetDateTime,
+    ) -> Result<(), MailError> {
+        let (lang, reference) = (request.language, request.id.to_string());
+        let signup = format!("{}{}", self.site, lang.folder());
+        let message = templates::renewal(lang, &self.org_name, &reference, ends_at, &signup);
+        let message = templates::with_footer(message, lang, &self.branding, &self.site);
+        let key = MailKey::derive(
+            &format!("{reference}/renewal/{ends_at}"),
+            request.renewal_opens_at.unwrap_or(ends_at),
+        );
+        self.mailer
+            .send(&Mail::of(request.email.clone(), message, key))
+            .await
     }
 
     /// Clears `owed` from the row unless a newer mail replaced it meanwhile.
@@ -226,16 +243,11 @@ impl Outbox {
         );
         let mut failure = None;
         for approver in &self.approvers {
-            let mail = Mail {
-                to: approver.clone(),
-                subject: message.subject.clone(),
-                text: message.text.clone(),
-                html: message.html.clone(),
-                key: MailKey::derive(
-                    &format!("{}/approver/{}", request.id, approver.as_str()),
-                    request.updated_at,
-                ),
-            };
+            let key = MailKey::derive(
+                &format!("{}/approver/{}", request.id, approver.as_str()),
+                request.updated_at,
+            );
+            let mail = Mail::of(approver.clone(), message.clone(), key);
             if let Err(e) = self.mailer.send(&mail).await {
                 failure.get_or_insert(e);
             }

@@ -48,6 +48,19 @@ pub struct Mail {
     pub key: MailKey,
 }
 
+impl Mail {
+    /// `message` to `to`, sent under `key`.
+    pub fn of(to: EmailAddress, message: templates::Message, key: MailKey) -> Self {
+        Self {
+            to,
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            key,
+        }
+    }
+}
+
 /// What makes two sends of one message one mail at Communication Services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MailKey {
